@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One module per concern. Dependencies point one way: the `gatehouse` executable assembles
+// the modules; no module knows the CLI.
+let package = Package(
+    name: "Gatehouse",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
+        .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
+
+        // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
+        .target(name: "SSHCertificates", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        // Tamper-evident, hash-chained audit log shared by every component.
+        .target(name: "Audit", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The three certificate authorities, their keys, lifecycle and rotation.
+        .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
+        // Scopes, rights and command allowlists; the POSIX shell word splitter.
+        .target(name: "Policy", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // Session recordings: format, writer, reader, verification, export.
+        .target(name: "Recording", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The SSH front (libssh server) and the proxy to targets (libssh client).
+        .target(name: "Bastion", dependencies: [
+            "CLibSSH",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The YAML configuration file, validated with file/line/key errors.
+        .target(name: "GatehouseConfig", dependencies: [
+            "Policy",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // The CLI and the server assembly.
+        .executableTarget(name: "gatehouse", dependencies: [
+            "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion",
+            "GatehouseConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
+        .testTarget(name: "RecordingTests", dependencies: ["Recording"]),
+        .testTarget(name: "BastionTests", dependencies: ["Bastion"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,6 @@
+import XCTest
+@testable import Audit
+
+final class AuditPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import Bastion
+
+final class BastionPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

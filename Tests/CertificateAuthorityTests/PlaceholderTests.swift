@@ -1,0 +1,6 @@
+import XCTest
+@testable import CertificateAuthority
+
+final class CertificateAuthorityPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import Recording
+
+final class RecordingPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import SSHCertificates
+
+final class SSHCertificatesPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}
