@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 // One module per concern. Dependencies point one way: the `gatehouse` executable assembles
@@ -12,7 +12,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -22,7 +25,7 @@ let package = Package(
         // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
         .target(name: "SSHCertificates", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
         // Tamper-evident, hash-chained audit log shared by every component.
         .target(name: "Audit", dependencies: [
@@ -43,6 +46,14 @@ let package = Package(
             "CLibSSH",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // OIDC token verification and the HTTP issuance service (POST /v1/certificates).
+        .target(name: "Issuance", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The YAML configuration file, validated with file/line/key errors.
         .target(name: "GatehouseConfig", dependencies: [
             "Policy",
@@ -51,7 +62,7 @@ let package = Package(
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
             "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion",
-            "GatehouseConfig",
+            "GatehouseConfig", "Issuance",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -62,6 +73,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording"]),
         .testTarget(name: "BastionTests", dependencies: ["Bastion"]),
+        .testTarget(name: "IssuanceTests", dependencies: ["Issuance"]),
     ],
     swiftLanguageModes: [.v6]
 )

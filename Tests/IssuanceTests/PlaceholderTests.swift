@@ -1,0 +1,6 @@
+import XCTest
+@testable import Issuance
+
+final class IssuancePlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}
