@@ -1,6 +1,0 @@
-import XCTest
-@testable import SSHCertificates
-
-final class SSHCertificatesPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}
