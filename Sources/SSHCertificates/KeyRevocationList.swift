@@ -87,6 +87,19 @@ public struct KeyRevocationList: Sendable, Equatable {
         case serialList = 0x20, serialRange = 0x21, serialBitmap = 0x22, keyID = 0x23, extensionSection = 0x39
     }
 
+    /// Two lists are equal when they revoke the same things, whatever order their sections
+    /// were written in.
+    public static func == (a: KeyRevocationList, b: KeyRevocationList) -> Bool {
+        a.version == b.version && a.generatedDate == b.generatedDate && a.comment == b.comment
+            && a.sortedCertificateSections == b.sortedCertificateSections && a.explicitKeys == b.explicitKeys
+            && a.sha1Fingerprints == b.sha1Fingerprints && a.sha256Fingerprints == b.sha256Fingerprints
+    }
+
+    /// Sections ordered by CA key blob, the any-CA section first; the order they are written in.
+    var sortedCertificateSections: [CertificateSection] {
+        certificateSections.sorted { ($0.caKey?.blob ?? []).lexicographicallyPrecedes($1.caKey?.blob ?? []) }
+    }
+
     public init(version: UInt64 = 0, generatedDate: UInt64 = 0, comment: String = "") {
         self.version = version
         self.generatedDate = generatedDate

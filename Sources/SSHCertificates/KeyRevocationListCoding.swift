@@ -112,8 +112,7 @@ extension KeyRevocationList {
         w.writeString([UInt8]())
         w.writeString(comment)
 
-        let sortedSections = certificateSections.sorted { ($0.caKey?.blob ?? []).lexicographicallyPrecedes($1.caKey?.blob ?? []) }
-        for section in sortedSections where !section.serials.isEmpty || !section.keyIDs.isEmpty {
+        for section in sortedCertificateSections where !section.serials.isEmpty || !section.keyIDs.isEmpty {
             var s = SSHWireWriter()
             s.writeString(section.caKey?.blob ?? [])
             s.writeString([UInt8]())
