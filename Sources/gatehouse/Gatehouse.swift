@@ -4,5 +4,11 @@ import ArgumentParser
 struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
-        abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.")
+        abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
+        subcommands: [CertCommand.self])
+}
+
+struct CertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cert", abstract: "Issue and inspect OpenSSH certificates.", subcommands: [CertIssue.self, CertInspect.self])
 }

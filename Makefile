@@ -1,0 +1,32 @@
+# Gatehouse — two commands on a fresh Debian machine:
+#   make demo   installs what is missing, builds, and runs Gatehouse's main job on embedded defaults
+#   make test   installs what is missing, builds, and runs the whole test suite
+SHELL := /bin/bash
+SWIFT ?= swift
+DEBIAN_PACKAGES := libssh-dev libssl-dev pkg-config openssh-client openssh-server tmux python3 python3-pip
+STATE := var/demo
+
+.PHONY: deps build demo test clean
+
+# Installs only the Debian packages that are missing (apt-get update once, when needed).
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p /run/sshd
+
+build: deps
+	$(SWIFT) build
+
+demo: build
+	./scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/gatehouse"
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+	./scripts/cli-tests.sh "$$($(SWIFT) build --show-bin-path)/gatehouse"
+
+clean:
+	rm -rf .build var
