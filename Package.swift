@@ -67,6 +67,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs).
+        .executableTarget(name: "GatehouseFuzz", dependencies: ["SSHCertificates"]),
+        // Micro-benchmarks: certificate verification and signing per key type.
+        .executableTarget(name: "GatehouseBench", dependencies: ["SSHCertificates"]),
+
         .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),

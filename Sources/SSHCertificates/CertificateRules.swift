@@ -38,12 +38,21 @@ public struct CertificateTypeRule: CertificateRule {
     }
 }
 
-/// The CA signature verifies with an acceptable algorithm that fits the CA key type.
+/// The CA signature verifies with an acceptable algorithm that fits the CA key type. With a
+/// cache, a signature already verified is not verified again (see VerifiedSignatureCache).
 public struct CASignatureRule: CertificateRule {
-    public init() {}
+    public let cache: VerifiedSignatureCache?
+    public init(cache: VerifiedSignatureCache? = nil) { self.cache = cache }
     public func check(_ c: SSHCertificate, in context: ValidationContext) -> CertificateRefusal? {
         if c.signature.algorithm == .rsaSHA1 && !context.allowSHA1Signatures { return .signatureAlgorithmRefused(c.signature.algorithm.rawValue) }
+        // The algorithm check is cheap and depends on context, so it is never cached.
+        guard c.signature.algorithm.fits(c.signatureKey.algorithm) else {
+            return .badSignature(.algorithmMismatch(signature: c.signature.algorithm.rawValue, key: c.signatureKey.algorithm.keyTypeName))
+        }
+        let key = cache.map { _ in VerifiedSignatureCache.key(for: c) }
+        if let cache, let key, cache.contains(key) { return nil }
         do { try c.verifySignature(allowSHA1: context.allowSHA1Signatures) } catch { return .badSignature(error) }
+        if let cache, let key { cache.insert(key) }
         return nil
     }
 }

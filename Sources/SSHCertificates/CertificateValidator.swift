@@ -12,9 +12,9 @@ public struct CertificateValidator: Sendable {
     public init(rules: [any CertificateRule]) { self.rules = rules }
 
     /// The checks sshd applies to a user certificate (openssh-certificates.md), in its order.
-    public static func openSSHUser(requiredPrincipal: String? = nil) -> CertificateValidator {
+    public static func openSSHUser(requiredPrincipal: String? = nil, signatureCache: VerifiedSignatureCache? = nil) -> CertificateValidator {
         CertificateValidator(rules: [
-            CertificateTypeRule(.user), CASignatureRule(), RSAKeySizeRule(), RevocationRule(), TrustedCARule(),
+            CertificateTypeRule(.user), CASignatureRule(cache: signatureCache), RSAKeySizeRule(), RevocationRule(), TrustedCARule(),
             ValidityWindowRule(), PrincipalsRule(required: requiredPrincipal), CriticalOptionsRule(), OptionValuesRule(),
         ])
     }

@@ -306,3 +306,33 @@ enum CertificateTamper {
         return join(f)
     }
 }
+
+final class SignatureCacheTests: XCTestCase {
+    /// A cached signature is not trusted for different bytes, and a bad signature is never cached.
+    func testCacheNeverAcceptsWhatVerificationWouldRefuse() throws {
+        let ca = try SSHPrivateKey.generate(.ed25519), subject = try SSHPrivateKey.generate(.ed25519)
+        let now: UInt64 = 1_800_000_000
+        let cache = VerifiedSignatureCache(capacity: 4)
+        let validator = CertificateValidator.openSSHUser(signatureCache: cache)
+        let ctx = ValidationContext(now: now, trustedCAs: [ca.publicKey])
+        let cert = try CertificateTemplate(key: subject.publicKey, type: .user, serial: 1, keyID: "keyid-zz", principals: ["p"], validAfter: now - 1, validBefore: now + 60).sign(with: ca)
+        XCTAssertNoThrow(try validator.validate(cert, in: ctx).get())
+        XCTAssertEqual(cache.count, 1)
+        XCTAssertNoThrow(try validator.validate(cert, in: ctx).get())
+        var tampered = cert.blob
+        let at = try XCTUnwrap(tampered.firstRange(of: Array("keyid-zz".utf8))).lowerBound
+        tampered[at] = UInt8(ascii: "K")
+        guard case .failure(let r) = validator.validate(try SSHCertificate(blob: tampered), in: ctx) else { return XCTFail("tampered accepted") }
+        XCTAssertEqual(r.code, "bad-signature")
+        XCTAssertEqual(cache.count, 1)
+        // Time rules still run on a cache hit.
+        guard case .failure(let expired) = validator.validate(cert, in: ValidationContext(now: now + 61, trustedCAs: [ca.publicKey])) else { return XCTFail() }
+        XCTAssertEqual(expired.code, "expired")
+        // Bounded: filling past capacity empties and refills.
+        for i in 0..<6 {
+            let c = try CertificateTemplate(key: subject.publicKey, type: .user, serial: UInt64(i + 2), keyID: "k", principals: ["p"], validAfter: now - 1, validBefore: now + 60).sign(with: ca)
+            XCTAssertNoThrow(try validator.validate(c, in: ctx).get())
+        }
+        XCTAssertLessThanOrEqual(cache.count, 4)
+    }
+}
