@@ -51,6 +51,74 @@ check "a malformed scope list is refused at issue" bad_scope
 no_principal() { err=$("$GATEHOUSE" cert issue --ca-key "$work/ca" --public-key "$work/agent.pub" --key-id x 2>&1); [ $? -ne 0 ] && grep -q 'principal' <<<"$err"; }
 check "a certificate without principals is refused at issue" no_principal
 
+# ---- CA store, rotation, revocation, audit (issue: certificates and CAs) ----
+S="$work/state"
+gh() { "$GATEHOUSE" "$@" --state "$S"; }
+check "ca init creates 0700 dirs and 0600 keys" bash -c "'$GATEHOUSE' ca init --state '$S' >/dev/null && [ \$(stat -c %a '$S') = 700 ] && [ -z \"\$(find '$S/ca' -name '*.key' ! -perm 600)\" ] && [ -n \"\$(find '$S/ca' -name '*.key')\" ]"
+ssh-keygen -q -t ed25519 -N '' -f "$work/a1"
+mint() { gh cert issue --ca user --public-key "$work/a1.pub" --key-id "$1" --principal agent --ttl 10m -o "$work/$1-cert.pub" >/dev/null; }
+verdict() { gh cert inspect "$work/$1-cert.pub" | grep -q "Verdict: $2"; }
+mint old
+check "standby: a certificate from the active key is accepted" verdict old accepted
+gh ca rotate user >/dev/null; mint during-init
+check "init: old-key certificates still accepted" verdict old accepted
+check "init: the old key still signs (new certificate accepted)" verdict during-init accepted
+check "init: export lists both keys for TrustedUserCAKeys" bash -c "[ \$('$GATEHOUSE' ca export user --state '$S' | wc -l) = 2 ]"
+gh ca rotate user >/dev/null; mint during-update
+check "update: old and new key certificates accepted" bash -c "'$GATEHOUSE' cert inspect '$work/old-cert.pub' --state '$S' | grep -q 'Verdict: accepted' && '$GATEHOUSE' cert inspect '$work/during-update-cert.pub' --state '$S' | grep -q 'Verdict: accepted'"
+early() { out=$(gh ca rotate user 2>&1); [ $? -ne 0 ] && grep -q 'grace period' <<<"$out"; }
+check "retire before the grace period is refused" early
+gh ca rotate user --rollback >/dev/null
+check "rollback from update: the new key's certificate is refused (untrusted-ca)" bash -c "'$GATEHOUSE' cert inspect '$work/during-update-cert.pub' --state '$S' | grep -q 'refused (untrusted-ca)'"
+check "rollback from update: the old key's certificate is accepted" verdict old accepted
+gh ca rotate user >/dev/null; gh ca rotate user >/dev/null; mint new
+gh ca rotate user --force >/dev/null
+check "retire (forced): old-key certificates refused, new ones accepted" bash -c "'$GATEHOUSE' cert inspect '$work/old-cert.pub' --state '$S' | grep -q 'refused (untrusted-ca)' && '$GATEHOUSE' cert inspect '$work/new-cert.pub' --state '$S' | grep -q 'Verdict: accepted'"
+
+kill9() {
+  for i in $(seq 1 25); do
+    ( while true; do "$GATEHOUSE" ca rotate target --state "$S" >/dev/null 2>&1 || "$GATEHOUSE" ca rotate target --rollback --state "$S" >/dev/null 2>&1; done ) &
+    loop=$!
+    sleep 0.0$((RANDOM % 9 + 1))
+    pkill -9 -P $loop 2>/dev/null; kill -9 $loop 2>/dev/null; wait $loop 2>/dev/null
+    "$GATEHOUSE" ca status --state "$S" >/dev/null || return 1
+  done
+}
+check "kill -9 at random points of rotations leaves a store that loads (25 kills)" kill9
+
+loose() { chmod 644 "$(find "$S/ca/user/keys" -name '*.key' | head -1)"; out=$(gh ca status 2>&1); rc=$?; chmod 600 "$S"/ca/user/keys/*.key; [ $rc -ne 0 ] && grep -q 'chmod 600' <<<"$out"; }
+check "a private key readable by others makes the store refuse to load, naming the fix" loose
+
+mint rev1; mint rev2
+serial=$(ssh-keygen -L -f "$work/rev1-cert.pub" | awk '/Serial:/ {print $2}')
+gh cert revoke --serial "$serial" --ca user >/dev/null
+gh cert revoke --key-id revoked-id >/dev/null
+mint revoked-id
+gh ca export krl -o "$work/store.krl" >/dev/null
+q() { ssh-keygen -Q -f "$work/store.krl" "$work/$1-cert.pub" >/dev/null 2>&1; }
+check "revoked by serial: ssh-keygen -Q says revoked, inspect says revoked" bash -c "! ssh-keygen -Q -f '$work/store.krl' '$work/rev1-cert.pub' >/dev/null 2>&1 && '$GATEHOUSE' cert inspect '$work/rev1-cert.pub' --state '$S' | grep -q 'refused (revoked)'"
+check "revoked by key id: ssh-keygen -Q agrees" bash -c "! ssh-keygen -Q -f '$work/store.krl' '$work/revoked-id-cert.pub' >/dev/null 2>&1"
+check "not revoked: ssh-keygen -Q and inspect accept" bash -c "ssh-keygen -Q -f '$work/store.krl' '$work/rev2-cert.pub' >/dev/null 2>&1 && '$GATEHOUSE' cert inspect '$work/rev2-cert.pub' --state '$S' | grep -q 'Verdict: accepted'"
+
+import_ca() {
+  ssh-keygen -q -t ecdsa -b 256 -N '' -f "$work/legacy_ca" && gh ca import host --private-key "$work/legacy_ca" >/dev/null &&
+  gh ca export host | grep -q "$(cut -d' ' -f2 "$work/legacy_ca.pub")" &&
+  gh cert issue --ca host --type host --public-key "$work/a1.pub" --key-id h --principal gatehouse.example -o "$work/host-cert.pub" >/dev/null &&
+  ssh-keygen -L -f "$work/host-cert.pub" | grep -q "Signing CA: ECDSA $(ssh-keygen -lf "$work/legacy_ca.pub" | awk '{print $2}')"
+}
+check "ca import adopts an ssh-keygen CA; certificates it signs name that CA" import_ca
+
+check "audit verify: the log of all these actions is intact" bash -c "'$GATEHOUSE' audit verify --state '$S' | grep -q intact"
+check "audit log records issuance with serial, key id and scopes" bash -c "grep -q '\"action\":\"cert.issue\"' '$S/audit.log' && grep -q '\"action\":\"ca.rotate\"' '$S/audit.log' && grep -q '\"action\":\"cert.revoke\"' '$S/audit.log'"
+tamper() { cp "$S/audit.log" "$work/a.bak"; sed -i '3s/"success"/"refused"/' "$S/audit.log"; out=$(gh audit verify); rc=$?; cp "$work/a.bak" "$S/audit.log"; [ $rc -eq 1 ] && grep -q 'line 4' <<<"$out"; }
+check "audit verify: an edited line is detected at the next line" tamper
+drop() { cp "$S/audit.log" "$work/a.bak"; sed -i '5d' "$S/audit.log"; out=$(gh audit verify); rc=$?; cp "$work/a.bak" "$S/audit.log"; [ $rc -eq 1 ] && grep -q 'line 5' <<<"$out"; }
+check "audit verify: a dropped line is detected" drop
+swap() { cp "$S/audit.log" "$work/a.bak"; awk 'NR==6 {held=$0; next} NR==7 {print; print held; next} {print}' "$work/a.bak" > "$S/audit.log"; out=$(gh audit verify); rc=$?; cp "$work/a.bak" "$S/audit.log"; [ $rc -eq 1 ] && grep -q 'line 6' <<<"$out"; }
+check "audit verify: two swapped lines are detected" swap
+torn() { cp "$S/audit.log" "$work/a.bak"; truncate -s -5 "$S/audit.log"; out=$(gh audit verify); rc=$?; cp "$work/a.bak" "$S/audit.log"; [ $rc -eq 1 ] && grep -q 'torn' <<<"$out"; }
+check "audit verify: a torn last line is detected" torn
+
 echo
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CertificateAuthority
 import SSHCertificates
 
 /// `gatehouse cert inspect FILE`: what `ssh-keygen -L` shows, plus the verdict of Gatehouse's
@@ -11,6 +12,7 @@ struct CertInspect: ParsableCommand {
     @Option(name: .customLong("trusted-ca"), help: "A file of trusted CA public keys (TrustedUserCAKeys format).") var trustedCA: String?
     @Option(help: "A binary KRL to check revocation against.") var krl: String?
     @Option(help: "Peer address to check source-address against.") var peer: String?
+    @OptionGroup var store: StateOptions
 
     func run() throws {
         let text = try readFile(file)
@@ -19,6 +21,11 @@ struct CertInspect: ParsableCommand {
             throw CLIError("\(file): \(error)")
         }
         print(CertificateListing(certificate).text)
+        if trustedCA == nil, let ca = try? CAStore.open(at: store.state) {
+            let context = ValidationContext(now: UInt64(Date().timeIntervalSince1970), peerAddress: peer,
+                                            trustedCAs: ca.trustedPublicKeys(certificate.type == .user ? .user : .host), revocations: ca.revocationList())
+            return try report(certificate, context, against: "the \(certificate.type.name) CA of \(store.state)")
+        }
         guard let trustedCA else { return }
         let keys = try readFile(trustedCA).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
@@ -29,8 +36,13 @@ struct CertInspect: ParsableCommand {
         if let krl {
             do { revocations = try KeyRevocationList(binary: Array(try Data(contentsOf: URL(fileURLWithPath: krl)))) } catch { throw CLIError("\(krl): \(error)") }
         }
-        let context = ValidationContext(now: UInt64(Date().timeIntervalSince1970), peerAddress: peer, trustedCAs: keys, revocations: revocations)
-        switch CertificateValidator.openSSHUser().validate(certificate, in: context) {
+        try report(certificate, ValidationContext(now: UInt64(Date().timeIntervalSince1970), peerAddress: peer, trustedCAs: keys, revocations: revocations), against: trustedCA)
+    }
+
+    func report(_ certificate: SSHCertificate, _ context: ValidationContext, against source: String) throws {
+        let validator = certificate.type == .user ? CertificateValidator.openSSHUser() : CertificateValidator(rules: [CASignatureRule(), RevocationRule(), TrustedCARule(), ValidityWindowRule(), PrincipalsRule(), CriticalOptionsRule()])
+        print("        Checked against: \(source)")
+        switch validator.validate(certificate, in: context) {
         case .success: print("        Verdict: accepted")
         case .failure(let refusal):
             print("        Verdict: refused (\(refusal.code)): \(refusal)")

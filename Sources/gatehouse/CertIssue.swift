@@ -1,12 +1,15 @@
 import ArgumentParser
 import Foundation
+import CertificateAuthority
 import SSHCertificates
 
 /// `gatehouse cert issue`: sign a certificate for a public key, with any CA key file.
 struct CertIssue: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "issue", abstract: "Sign an OpenSSH certificate for a public key.")
 
-    @Option(name: .customLong("ca-key"), help: "The CA's private key file (openssh-key-v1, unencrypted).") var caKey: String
+    @Option(help: "Sign with this CA of the store (user, target, host).") var ca: AuthorityName?
+    @Option(name: .customLong("ca-key"), help: "Or sign with this CA private key file (openssh-key-v1, unencrypted).") var caKey: String?
+    @OptionGroup var store: StateOptions
     @Option(name: .customLong("public-key"), help: "The public key to certify.") var publicKey: String
     @Option(name: .customLong("key-id"), help: "The certificate's key id.") var keyID: String
     @Option(name: .customLong("principal"), help: "A principal (repeatable).") var principals: [String] = []
@@ -21,8 +24,7 @@ struct CertIssue: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file (default: PUBLIC_KEY with .pub replaced by -cert.pub).") var output: String?
 
     func run() throws {
-        let ca: SSHPrivateKey
-        do { ca = try OpenSSHPrivateKeyFile.parse(try readFile(caKey)) } catch let e as CLIError { throw e } catch { throw CLIError("\(caKey): \(error)") }
+        guard (ca == nil) != (caKey == nil) else { throw CLIError("give exactly one of --ca NAME (the store's CA) or --ca-key FILE") }
         let subject: SSHPublicKey
         do { subject = try SSHPublicKey(openSSHLine: try readFile(publicKey).trimmingCharacters(in: .whitespacesAndNewlines)) } catch let e as CLIError { throw e } catch {
             throw CLIError("\(publicKey): \(error)")
@@ -49,7 +51,13 @@ struct CertIssue: ParsableCommand {
                                            keyID: keyID, principals: principals, validAfter: after, validBefore: before,
                                            criticalOptions: critical, extensions: exts)
         let certificate: SSHCertificate
-        do { certificate = try template.sign(with: ca) } catch { throw CLIError("cannot sign: \(error)") }
+        do {
+            if let ca {
+                certificate = try store.open().issue(ca, template, actor: adminActor, assignSerial: serial == nil)
+            } else {
+                certificate = try template.sign(with: try OpenSSHPrivateKeyFile.parse(try readFile(caKey!)))
+            }
+        } catch let e as CLIError { throw e } catch { throw CLIError("cannot sign: \(error)") }
         // Check the result the way the server will, so a certificate with a malformed scope or
         // source-address is refused here rather than at login.
         do { _ = try CertificatePermissions(certificate: certificate) } catch { throw CLIError("\(error)") }

@@ -5,10 +5,10 @@ struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
-        subcommands: [CertCommand.self])
+        subcommands: [CACommand.self, CertCommand.self, AuditCommand.self])
 }
 
 struct CertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cert", abstract: "Issue and inspect OpenSSH certificates.", subcommands: [CertIssue.self, CertInspect.self])
+        commandName: "cert", abstract: "Issue and inspect OpenSSH certificates.", subcommands: [CertIssue.self, CertInspect.self, CertRevoke.self])
 }

@@ -1,0 +1,150 @@
+import Audit
+import Foundation
+import SSHCertificates
+
+/// The certificate authorities on disk:
+///
+///     STATE/ (0700)
+///       audit.log
+///       revocations.json
+///       ca/<name>/state.json          phase and keys (atomic, durable replace)
+///       ca/<name>/keys/<id>.key       openssh-key-v1 private keys, 0600
+///
+/// Key files are written before the state that references them and deleted after the state
+/// that drops them, so a kill -9 at any point leaves a store that loads in a consistent phase
+/// (an orphan key file is ignored). The store refuses to load when anything holding a private
+/// key is readable by group or others.
+public final class CAStore: @unchecked Sendable {
+    public let root: String
+    public let audit: AuditLog
+    fileprivate(set) var states: [AuthorityName: AuthorityState]
+    fileprivate(set) var privateKeys: [String: SSHPrivateKey]
+    fileprivate(set) var revocations: RevocationsFile
+
+    /// The grace period before retiring a rotated-out key: no shorter than the longest
+    /// certificate lifetime the CA signs.
+    public static let defaultGracePeriod: [AuthorityName: TimeInterval] = [.user: 24 * 3600, .target: 3600, .host: 30 * 86400, .recording: 0]
+
+    private init(root: String, audit: AuditLog, states: [AuthorityName: AuthorityState], keys: [String: SSHPrivateKey], revocations: RevocationsFile) {
+        self.root = root
+        self.audit = audit
+        self.states = states
+        self.privateKeys = keys
+        self.revocations = revocations
+    }
+
+    static func authorityDir(_ root: String, _ name: AuthorityName) -> String { "\(root)/ca/\(name.rawValue)" }
+    static func keyPath(_ root: String, _ name: AuthorityName, _ id: String) -> String { "\(authorityDir(root, name))/keys/\(id).key" }
+
+    // MARK: Creating and opening
+
+    public static func initialize(at root: String, algorithm: SSHKeyAlgorithm = .ed25519, actor: String) throws -> CAStore {
+        if FileManager.default.fileExists(atPath: "\(root)/ca/user/state.json") {
+            throw CAStoreError("\(root) already holds a CA store; use `gatehouse ca status` to see it")
+        }
+        for dir in [root, "\(root)/ca"] + AuthorityName.allCases.flatMap({ [authorityDir(root, $0), "\(authorityDir(root, $0))/keys"] }) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            chmod(dir, 0o700)
+        }
+        let audit = try AuditLog(path: "\(root)/audit.log")
+        for name in AuthorityName.allCases {
+            let key = try SSHPrivateKey.generate(name == .recording ? .ed25519 : algorithm, comment: "gatehouse-\(name.rawValue)-ca")
+            let stored = try writeKey(key, root: root, name: name, role: .active)
+            let state = AuthorityState(phase: .standby, keys: [stored], updateStarted: nil, gracePeriod: defaultGracePeriod[name]!, changed: Date())
+            try writeState(state, root: root, name: name)
+            try audit.append(AuditEvent(actor: actor, action: "ca.init", object: name.rawValue, outcome: .success,
+                                        details: ["fingerprint": stored.fingerprint, "algorithm": stored.algorithm]))
+        }
+        return try open(at: root)
+    }
+
+    public static func open(at root: String) throws -> CAStore {
+        guard FileManager.default.fileExists(atPath: "\(root)/ca/user/state.json") else {
+            throw CAStoreError("no CA store at \(root); create one with `gatehouse ca init --state \(root)`")
+        }
+        try checkPrivate(root, isDirectory: true)
+        var states: [AuthorityName: AuthorityState] = [:]
+        var keys: [String: SSHPrivateKey] = [:]
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        for name in AuthorityName.allCases {
+            let dir = authorityDir(root, name)
+            try checkPrivate(dir, isDirectory: true)
+            try checkPrivate("\(dir)/keys", isDirectory: true)
+            let statePath = "\(dir)/state.json"
+            guard let data = FileManager.default.contents(atPath: statePath) else { throw CAStoreError("\(statePath) is missing") }
+            let state: AuthorityState
+            do { state = try decoder.decode(AuthorityState.self, from: data) } catch { throw CAStoreError("\(statePath) is not a valid state file: \(error)") }
+            if let problem = state.checkConsistency() { throw CAStoreError("\(statePath): \(problem)") }
+            for stored in state.keys {
+                let path = keyPath(root, name, stored.id)
+                try checkPrivate(path, isDirectory: false)
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CAStoreError("\(path) is missing or unreadable (referenced by \(statePath))") }
+                let key: SSHPrivateKey
+                do { key = try OpenSSHPrivateKeyFile.parse(text) } catch { throw CAStoreError("\(path): \(error)") }
+                guard key.publicKey.fingerprint == stored.fingerprint else { throw CAStoreError("\(path) does not match the fingerprint \(stored.fingerprint) in \(statePath)") }
+                keys[stored.id] = key
+            }
+            states[name] = state
+        }
+        let revocations = try RevocationsFile.load("\(root)/revocations.json")
+        return CAStore(root: root, audit: try AuditLog(path: "\(root)/audit.log"), states: states, keys: keys, revocations: revocations)
+    }
+
+    static func checkPrivate(_ path: String, isDirectory: Bool) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw CAStoreError("\(path) is missing") }
+        let mode = st.st_mode & 0o777
+        if mode & 0o077 != 0 {
+            throw CAStoreError("\(path) has mode \(String(mode, radix: 8)), readable by group or others; fix it with `chmod \(isDirectory ? "700" : "600") \(path)`")
+        }
+    }
+
+    static func writeKey(_ key: SSHPrivateKey, root: String, name: AuthorityName, role: KeyRole) throws -> StoredKey {
+        let id = "\(name.rawValue)-\(Int(Date().timeIntervalSince1970))-\(String(UInt32.random(in: 0 ... .max), radix: 16))"
+        try DurableFile.write(Array(OpenSSHPrivateKeyFile.serialize(key).utf8), to: keyPath(root, name, id), mode: 0o600)
+        return StoredKey(id: id, algorithm: key.algorithm.keyTypeName, fingerprint: key.publicKey.fingerprint,
+                         publicKey: key.publicKey.openSSHLine, role: role, created: Date())
+    }
+
+    static func writeState(_ state: AuthorityState, root: String, name: AuthorityName) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try DurableFile.write(Array(try encoder.encode(state)), to: "\(authorityDir(root, name))/state.json", mode: 0o600)
+    }
+
+    // MARK: Reading
+
+    public func status() -> [AuthorityStatus] {
+        AuthorityName.allCases.map { name in
+            let s = states[name]!
+            return AuthorityStatus(name: name, phase: s.phase,
+                                   keys: s.keys.map { .init(id: $0.id, role: $0.role, algorithm: $0.algorithm, fingerprint: $0.fingerprint, created: $0.created) },
+                                   retireAllowedAt: s.updateStarted.map { $0.addingTimeInterval(s.gracePeriod) })
+        }
+    }
+
+    public func phase(_ name: AuthorityName) -> RotationPhase { states[name]!.phase }
+
+    /// Every key that may verify in the current phase: what validators trust and `ca export` prints.
+    public func trustedPublicKeys(_ name: AuthorityName) -> [SSHPublicKey] {
+        states[name]!.trusted.compactMap { privateKeys[$0.id]?.publicKey }
+    }
+
+    public func signingKey(_ name: AuthorityName) -> SSHPrivateKey { privateKeys[states[name]!.signing!.id]! }
+
+    func stateOf(_ name: AuthorityName) -> AuthorityState { states[name]! }
+    var currentRevocations: RevocationsFile { revocations }
+
+    /// Re-reads the store from disk (after a rotation here or by another process), so trust
+    /// follows rotation without a restart.
+    public func reload() throws {
+        let fresh = try CAStore.open(at: root)
+        states = fresh.states
+        privateKeys = fresh.privateKeys
+        revocations = fresh.revocations
+    }
+
+    func reloadRevocations() throws { revocations = try RevocationsFile.load("\(root)/revocations.json") }
+}

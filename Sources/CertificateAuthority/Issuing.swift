@@ -1,0 +1,22 @@
+import Audit
+import Foundation
+import SSHCertificates
+
+extension CAStore {
+    /// Signs `template` with the authority's signing key, assigning a serial, and audits it.
+    /// Serials are random, non-zero 64-bit numbers: no counter file can be lost or rolled back
+    /// by a crash, collisions are negligible, and revocation by serial works the same.
+    public func issue(_ name: AuthorityName, _ template: CertificateTemplate, actor: String, assignSerial: Bool = true) throws -> SSHCertificate {
+        var t = template
+        if assignSerial { t.serial = UInt64.random(in: 1 ... .max) }
+        let key = signingKey(name)
+        let cert = try t.sign(with: key)
+        var details = ["serial": String(cert.serial), "key_id": cert.keyID, "principals": cert.principals.joined(separator: ","),
+                       "valid_after": Timestamps.format(cert.validAfter), "valid_before": Timestamps.format(cert.validBefore),
+                       "ca_fingerprint": key.publicKey.fingerprint, "subject_key": cert.key.fingerprint]
+        if let scopes = try? cert.extensionValue(CertificateExtension.scopes)?.stringValue() { details["scopes"] = scopes }
+        if let context = try? cert.extensionValue(CertificateExtension.context)?.stringValue() { details["context"] = context }
+        try audit.append(AuditEvent(actor: actor, action: "cert.issue", object: "\(name.rawValue) certificate \"\(cert.keyID)\"", outcome: .success, details: details))
+        return cert
+    }
+}

@@ -1,0 +1,139 @@
+import Audit
+import ArgumentParser
+import CertificateAuthority
+import Foundation
+import SSHCertificates
+
+/// `--state DIR`, shared by every command that uses the CA store.
+struct StateOptions: ParsableArguments {
+    @Option(help: "The state directory holding the CA store and audit log.") var state: String = "./var/gatehouse"
+
+    func open() throws -> CAStore {
+        do { return try CAStore.open(at: state) } catch { throw CLIError("\(error)") }
+    }
+}
+
+/// Who is acting, for the audit log.
+var adminActor: String { "admin:\(ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "uid-\(getuid())")" }
+
+extension AuthorityName: ExpressibleByArgument {}
+
+struct CACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ca", abstract: "Manage the user, target and host certificate authorities.",
+        subcommands: [CAInit.self, CAStatus.self, CARotate.self, CAExport.self, CAImport.self])
+}
+
+struct CAInit: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the CA store: user, target, host and recording keys.")
+    @OptionGroup var store: StateOptions
+    @Option(help: "Key type for the CAs: ed25519, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa.") var algorithm: String = "ed25519"
+
+    func run() throws {
+        guard let algorithm = SSHKeyAlgorithm(shortName: algorithm) else { throw CLIError("--algorithm \"\(self.algorithm)\" is not one of ed25519, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa") }
+        let ca: CAStore
+        do { ca = try CAStore.initialize(at: store.state, algorithm: algorithm, actor: adminActor) } catch { throw CLIError("\(error)") }
+        print("Created the CA store in \(store.state)")
+        CAStatus.printStatus(ca)
+    }
+}
+
+struct CAStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show each CA's phase and keys.")
+    @OptionGroup var store: StateOptions
+
+    func run() throws { CAStatus.printStatus(try store.open()) }
+
+    static func printStatus(_ ca: CAStore) {
+        for s in ca.status() {
+            var line = "\(s.name.rawValue) CA: phase \(s.phase.rawValue)"
+            if let at = s.retireAllowedAt { line += ", retire allowed from \(ISO8601DateFormatter().string(from: at))" }
+            print(line)
+            for k in s.keys { print("  \(k.role.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(k.algorithm) \(k.fingerprint)  (\(k.id))") }
+        }
+    }
+}
+
+struct CARotate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rotate", abstract: "Advance a CA's rotation: standby → init → update → retire; or --rollback.")
+    @OptionGroup var store: StateOptions
+    @Argument(help: "user, target, host or recording") var authority: AuthorityName
+    @Flag(help: "Go back to the old key (from init or update).") var rollback = false
+    @Flag(help: "Retire before the grace period has passed (invalidates certificates the old key signed).") var force = false
+
+    func run() throws {
+        let ca = try store.open()
+        do {
+            if rollback {
+                try ca.rollback(authority, actor: adminActor)
+                print("\(authority.rawValue) CA rolled back; phase standby")
+            } else {
+                let phase = try ca.rotate(authority, actor: adminActor, force: force)
+                print("\(authority.rawValue) CA now in phase \(phase.rawValue)")
+            }
+        } catch { throw CLIError("\(error)") }
+        CAStatus.printStatus(ca)
+    }
+}
+
+struct CAExport: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Print CA public keys (TrustedUserCAKeys / @cert-authority) or write the KRL.")
+    @OptionGroup var store: StateOptions
+    @Argument(help: "user, target, host or krl") var what: String
+    @Option(name: .shortAndLong, help: "Output file (required for krl).") var output: String?
+
+    func run() throws {
+        let ca = try store.open()
+        let text: String
+        switch what {
+        case "krl":
+            guard let output else { throw CLIError("`ca export krl` writes a binary file: give -o FILE") }
+            do { try Data(ca.revocationList().serialized()).write(to: URL(fileURLWithPath: output)) } catch { throw CLIError("cannot write \(output): \(error.localizedDescription)") }
+            print("Wrote KRL version \(ca.revocationList().version) to \(output)")
+            return
+        case "host":
+            text = ca.trustedPublicKeys(.host).map { "@cert-authority * \($0.openSSHLine) gatehouse-host-ca" }.joined(separator: "\n")
+        default:
+            guard let name = AuthorityName(rawValue: what) else { throw CLIError("`ca export` takes user, target, host, recording or krl, not \"\(what)\"") }
+            text = ca.trustedPublicKeys(name).map { "\($0.openSSHLine) gatehouse-\(name.rawValue)-ca" }.joined(separator: "\n")
+        }
+        if let output {
+            do { try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: output)) } catch { throw CLIError("cannot write \(output): \(error.localizedDescription)") }
+        } else {
+            print(text)
+        }
+    }
+}
+
+struct CAImport: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "import", abstract: "Adopt an existing ssh-keygen CA private key as a CA's signing key.")
+    @OptionGroup var store: StateOptions
+    @Argument(help: "user, target or host") var authority: AuthorityName
+    @Option(name: .customLong("private-key"), help: "An unencrypted OpenSSH private key file.") var privateKey: String
+
+    func run() throws {
+        let ca = try store.open()
+        let key: SSHPrivateKey
+        do { key = try OpenSSHPrivateKeyFile.parse(try readFile(privateKey)) } catch let e as CLIError { throw e } catch { throw CLIError("\(privateKey): \(error)") }
+        do { try ca.importKey(key, as: authority, actor: adminActor) } catch { throw CLIError("\(error)") }
+        print("Imported \(key.publicKey.fingerprint) as the \(authority.rawValue) CA signing key; the previous key stays trusted until `gatehouse ca rotate \(authority.rawValue)` retires it.")
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Verify and read the audit log.", subcommands: [AuditVerify.self])
+}
+
+struct AuditVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check the audit log's hash chain.")
+    @OptionGroup var store: StateOptions
+    @Option(help: "Audit log path (default: STATE/audit.log).") var log: String?
+
+    func run() throws {
+        let path = log ?? "\(store.state)/audit.log"
+        let result: AuditVerification
+        do { result = try AuditLog.verify(path: path) } catch { throw CLIError("\(error)") }
+        print(result)
+        if case .broken = result { throw ExitCode(1) }
+    }
+}
