@@ -45,7 +45,7 @@ public final class AuditLog: Sendable {
                 // A torn last line (crash mid-write) is kept, terminated, and chained over, so the
                 // damage stays visible to verify instead of being silently dropped.
                 if !endsWithNewline { prefix = "\n" }
-                if seq == 0 { seq = UInt64(Self.countLines(fd) + 1) }
+                if seq == 0 { seq = UInt64(Self.countLines(fd) + (endsWithNewline ? 1 : 2)) }
             }
             let record = AuditRecord(seq: seq, time: Self.timestamp(now), event: event, previousHash: prev)
             let line = prefix + Self.encode(record) + "\n"

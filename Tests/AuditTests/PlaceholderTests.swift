@@ -1,6 +1,0 @@
-import XCTest
-@testable import Audit
-
-final class AuditPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

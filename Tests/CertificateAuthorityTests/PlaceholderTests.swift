@@ -1,6 +1,0 @@
-import XCTest
-@testable import CertificateAuthority
-
-final class CertificateAuthorityPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}
