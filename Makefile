@@ -25,7 +25,7 @@ demo: build
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 	./scripts/cli-tests.sh "$$($(SWIFT) build --show-bin-path)/gatehouse"
 
 clean:

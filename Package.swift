@@ -2,7 +2,8 @@
 import PackageDescription
 
 // One module per concern. Dependencies point one way: the `gatehouse` executable assembles
-// the modules; no module knows the CLI.
+// the modules; no module knows the CLI. Modules still to come (the SSH front and proxy on
+// libssh, policy, recording, issuance) are added with their code.
 let package = Package(
     name: "Gatehouse",
     platforms: [.macOS(.v14)],
@@ -11,17 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
-        .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
-
         // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
         .target(name: "SSHCertificates", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
@@ -33,38 +26,10 @@ let package = Package(
         ]),
         // The three certificate authorities, their keys, lifecycle and rotation.
         .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
-        // Scopes, rights and command allowlists; the POSIX shell word splitter.
-        .target(name: "Policy", dependencies: [
-            .product(name: "Yams", package: "Yams"),
-        ]),
-        // Session recordings: format, writer, reader, verification, export.
-        .target(name: "Recording", dependencies: [
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        // The SSH front (libssh server) and the proxy to targets (libssh client).
-        .target(name: "Bastion", dependencies: [
-            "CLibSSH",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        // OIDC token verification and the HTTP issuance service (POST /v1/certificates).
-        .target(name: "Issuance", dependencies: [
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "JWTKit", package: "jwt-kit"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        // The YAML configuration file, validated with file/line/key errors.
-        .target(name: "GatehouseConfig", dependencies: [
-            "Policy",
-            .product(name: "Yams", package: "Yams"),
-        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion",
-            "GatehouseConfig", "Issuance",
+            "SSHCertificates", "Audit", "CertificateAuthority",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs).
@@ -75,10 +40,6 @@ let package = Package(
         .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
-        .testTarget(name: "RecordingTests", dependencies: ["Recording"]),
-        .testTarget(name: "BastionTests", dependencies: ["Bastion"]),
-        .testTarget(name: "IssuanceTests", dependencies: ["Issuance"]),
     ],
     swiftLanguageModes: [.v6]
 )

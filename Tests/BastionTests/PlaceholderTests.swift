@@ -1,6 +1,0 @@
-import XCTest
-@testable import Bastion
-
-final class BastionPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

@@ -1,6 +1,0 @@
-import XCTest
-@testable import Issuance
-
-final class IssuancePlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

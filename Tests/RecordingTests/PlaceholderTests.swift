@@ -1,6 +1,0 @@
-import XCTest
-@testable import Recording
-
-final class RecordingPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}
