@@ -26,9 +26,11 @@ let package = Package(
         ]),
         // The three certificate authorities, their keys, lifecycle and rotation.
         .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
+        // Command allowlists: the POSIX shell word splitter, patterns and decisions.
+        .target(name: "Policy"),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority",
+            "SSHCertificates", "Audit", "CertificateAuthority", "Policy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -39,6 +41,7 @@ let package = Package(
 
         .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
     ],
     swiftLanguageModes: [.v6]
