@@ -36,8 +36,8 @@ let package = Package(
 
         // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs).
         .executableTarget(name: "GatehouseFuzz", dependencies: ["SSHCertificates"]),
-        // Micro-benchmarks: certificate verification and signing per key type.
-        .executableTarget(name: "GatehouseBench", dependencies: ["SSHCertificates"]),
+        // Micro-benchmarks: certificate verification and signing per key type; policy decisions.
+        .executableTarget(name: "GatehouseBench", dependencies: ["SSHCertificates", "Policy"]),
 
         .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),

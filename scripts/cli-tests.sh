@@ -119,6 +119,16 @@ check "audit verify: two swapped lines are detected" swap
 torn() { cp "$S/audit.log" "$work/a.bak"; truncate -s -5 "$S/audit.log"; out=$(gh audit verify); rc=$?; cp "$work/a.bak" "$S/audit.log"; [ $rc -eq 1 ] && grep -q 'torn' <<<"$out"; }
 check "audit verify: a torn last line is detected" torn
 
+# ---- policy check ----
+pc_allow() { out=$("$GATEHOUSE" policy check --allow 'journalctl -u {unit: nginx|postgres} -n {lines: 1..1000}' -- "journalctl -u 'nginx' -n 50"); [ $? -eq 0 ] && grep -q '^sent:     journalctl -u nginx -n 50$' <<<"$out"; }
+check "policy check allows a matching command and shows what is sent" pc_allow
+pc_deny() { out=$("$GATEHOUSE" policy check --allow 'uptime' -- 'uptime; touch /tmp/x'); [ $? -eq 1 ] && grep -q 'rule:     shell-operator' <<<"$out" && grep -q 'at byte 6' <<<"$out"; }
+check "policy check denies a separator, naming the rule and byte" pc_deny
+pc_nomatch() { out=$("$GATEHOUSE" policy check --allow 'uptime' -- 'uptime -p'); [ $? -eq 1 ] && grep -q 'no-matching-pattern' <<<"$out" && grep -q '^  uptime$' <<<"$out"; }
+check "policy check lists the accepted patterns when none matches" pc_nomatch
+pc_bad() { err=$("$GATEHOUSE" policy check --allow 'cat {f: 9..1}' -- cat 2>&1); [ $? -ne 0 ] && grep -q 'pattern 1' <<<"$err"; }
+check "policy check names a bad pattern" pc_bad
+
 echo
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

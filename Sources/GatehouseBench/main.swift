@@ -1,4 +1,5 @@
 import Foundation
+import Policy
 import SSHCertificates
 
 // Certificate verification (the full openSSHUser rule set, signature included) and signing per
@@ -38,4 +39,23 @@ for algorithm in SSHKeyAlgorithm.allCases {
     }
     let sign = try measure { _ = try template.sign(with: ca) }
     print("| \(algorithm.shortName)\(algorithm == .rsa ? " (3072)" : "") | \(Int(verify)) | \(Int(warm)) | \(Int(sign)) |")
+}
+
+// Policy: decisions per second against a 200-rule allowlist (50 programs, 4 patterns each),
+// for an allowed command, a command no pattern matches, and a hostile one.
+var rules: [CommandPattern] = []
+for program in 0..<50 {
+    rules.append(try CommandPattern("tool\(program) status {unit: /[a-z0-9@._-]+/}"))
+    rules.append(try CommandPattern("tool\(program) logs -n {lines: 1..1000} {unit: nginx|postgres|redis}"))
+    rules.append(try CommandPattern("tool\(program) cat {file: path under /var/log}"))
+    rules.append(try CommandPattern("tool\(program) list {names...: /[a-z]+/}"))
+}
+let allowlist = CommandAllowlist(rules)
+print("")
+print("| policy decision (200 rules) | decisions/s | µs per decision |")
+print("|---|---:|---:|")
+for (label, command) in [("allowed", "tool37 logs -n 200 postgres"), ("no matching pattern", "tool37 logs -n 5000 postgres"),
+                         ("hostile (substitution)", "tool37 status $(touch /tmp/x)"), ("allowed, path check", "tool12 cat /var/log/nginx/../app/current.log")] {
+    let rate = measure { _ = allowlist.decide(command) }
+    print("| \(label) | \(Int(rate)) | \(String(format: "%.2f", 1_000_000 / rate)) |")
 }

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Policy
+
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check commands against allowlists.", subcommands: [PolicyCheck.self])
+}
+
+/// `gatehouse policy check --allow PATTERN… -- COMMAND`: the decision the server's code makes,
+/// the pattern that matched or the rule that refused, and the exact argv and command line that
+/// would be sent to the target. Exit 0 allowed, 1 denied.
+struct PolicyCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Decide one exec string against allowlist patterns.")
+
+    @Option(name: .customLong("allow"), help: "An allowlist pattern (repeatable), e.g. 'journalctl -u {unit: nginx|postgres} -n {lines: 1..1000}'.")
+    var patterns: [String] = []
+    @Option(name: .customLong("patterns-file"), help: "A file with one pattern per line (# comments).") var patternsFile: String?
+    @Argument(parsing: .captureForPassthrough, help: "The exec string (as one argument, or words joined with spaces).") var command: [String] = []
+
+    func run() throws {
+        var sources = patterns
+        if let patternsFile {
+            sources += try readFile(patternsFile).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        let compiled = try sources.enumerated().map { i, s in
+            do { return try CommandPattern(s) } catch { throw CLIError("pattern \(i + 1) \"\(s)\": \(error)") }
+        }
+        let words = command.first == "--" ? Array(command.dropFirst()) : command
+        let exec = words.joined(separator: " ")
+        switch CommandAllowlist(compiled).decide(exec) {
+        case .allow(let argv, let line, let pattern):
+            print("decision: allow")
+            print("pattern:  \(pattern)")
+            print("argv:     \(argv.map { "\"\($0.replacingOccurrences(of: "\"", with: "\\\""))\"" }.joined(separator: " "))")
+            print("sent:     \(line)")
+        case .deny(let refusal):
+            print("decision: deny")
+            print("rule:     \(refusal.code.rawValue)")
+            print("reason:   \(refusal)")
+            if refusal.code == .noMatchingPattern && !sources.isEmpty {
+                print("allowed:"); sources.forEach { print("  \($0)") }
+            }
+            throw ExitCode(1)
+        }
+    }
+}
