@@ -129,6 +129,10 @@ check "policy check lists the accepted patterns when none matches" pc_nomatch
 pc_bad() { err=$("$GATEHOUSE" policy check --allow 'cat {f: 9..1}' -- cat 2>&1); [ $? -ne 0 ] && grep -q 'pattern 1' <<<"$err"; }
 check "policy check names a bad pattern" pc_bad
 
+# ---- the demo, end to end: a real sshd trusts `ca export user`, refuses after `ca export krl` ----
+demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
+check "make demo: sshd accepts the exported CA's certificate and refuses it once revoked via the exported KRL" demo_runs
+
 echo
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
