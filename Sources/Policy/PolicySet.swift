@@ -1,0 +1,138 @@
+import Foundation
+
+/// What an agent asks for on a session channel.
+public enum ChannelRequest: Sendable, Equatable {
+    case exec(String)
+    case shell
+    case pty(term: String)
+    case subsystem(String)
+    case env(name: String)
+    case forwardLocal(host: String, port: Int)
+    case forwardRemote(host: String, port: Int)
+    case agentForwarding
+    case x11
+
+    var right: Right {
+        switch self {
+        case .exec(let command):
+            // Legacy scp arrives as an exec of `scp -t …` / `scp -f …`: its own right, not a pattern.
+            let words = (try? ShellWords.split(command).get()) ?? []
+            return words.first == "scp" && (words.contains("-t") || words.contains("-f")) ? .scp : .exec
+        case .shell: return .shell
+        case .pty: return .pty
+        case .subsystem: return .sftp
+        case .env: return .env
+        case .forwardLocal: return .forwardLocal
+        case .forwardRemote: return .forwardRemote
+        case .agentForwarding: return .agentForwarding
+        case .x11: return .x11
+        }
+    }
+}
+
+/// Why a request was denied, in a form an agent can act on.
+public struct PolicyDenial: Sendable, Equatable {
+    public enum Code: String, Sendable {
+        case noScope = "no-scope-reaches-target"
+        case rightNotGranted = "right-not-granted"
+        case command = "command-refused"
+        case notAllowed = "not-allowed"
+    }
+
+    /// Exit status for every policy denial: 77 (EX_NOPERM in sysexits.h), distinct from the
+    /// shell's 126/127 and from 128+N signal deaths, so a client can tell Gatehouse refused.
+    public static let exitStatus: Int32 = 77
+
+    public let code: Code
+    public let reason: String
+    /// For command refusals, the splitter's or matcher's rule (e.g. `shell-operator`).
+    public let rule: String?
+    public let scopesTried: [String]
+    public let unknownScopes: [String]
+    public let acceptedPatterns: [String]
+
+    /// One paragraph for a human, then one `gatehouse-denial: {json}` line for programs.
+    public var message: String {
+        var text = "gatehouse: denied: \(reason)."
+        text += scopesTried.isEmpty ? " No scope of this certificate reaches this target." : " Scopes tried: \(scopesTried.joined(separator: ", "))."
+        if !unknownScopes.isEmpty { text += " Unknown scopes (grant nothing): \(unknownScopes.joined(separator: ", "))." }
+        if !acceptedPatterns.isEmpty { text += " Accepted here: " + acceptedPatterns.map { "`\($0)`" }.joined(separator: "; ") + "." }
+        return text + "\ngatehouse-denial: " + json + "\n"
+    }
+
+    public var json: String {
+        var object: [String: Any] = ["code": code.rawValue, "reason": reason, "scopes_tried": scopesTried,
+                                     "unknown_scopes": unknownScopes, "accepted_patterns": acceptedPatterns, "exit_status": Int(Self.exitStatus)]
+        if let rule { object["rule"] = rule }
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+public enum PolicyDecision: Sendable, Equatable {
+    /// `command` is set for exec: the rebuilt command line to send.
+    case allow(scope: String, command: String?)
+    case deny(PolicyDenial)
+}
+
+/// All configured scopes. A certificate with several scopes gets their union; a scope name the
+/// configuration does not know grants nothing and is reported.
+public struct PolicySet: Sendable {
+    public let scopes: [String: Scope]
+
+    public init(_ scopes: [Scope]) {
+        self.scopes = Dictionary(scopes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The scopes of `names` that reach `target`, in certificate order, and the unknown names.
+    public func applicable(_ names: [String], to target: TargetDescriptor) -> (scopes: [Scope], unknown: [String]) {
+        (names.compactMap { scopes[$0] }.filter { $0.reaches(target) }, names.filter { scopes[$0] == nil })
+    }
+
+    /// The login to use on the target: the first applicable scope that names one.
+    public func login(scopes names: [String], target: TargetDescriptor) -> String? {
+        applicable(names, to: target).scopes.compactMap(\.login).first
+    }
+
+    public func decide(scopes names: [String], target: TargetDescriptor, request: ChannelRequest) -> PolicyDecision {
+        let (reaching, unknown) = applicable(names, to: target)
+        func deny(_ code: PolicyDenial.Code, _ reason: String, rule: String? = nil, patterns: [String] = []) -> PolicyDecision {
+            .deny(PolicyDenial(code: code, reason: reason, rule: rule, scopesTried: reaching.map(\.name), unknownScopes: unknown, acceptedPatterns: patterns))
+        }
+        guard !reaching.isEmpty else { return deny(.noScope, "no scope of this certificate reaches target \"\(target.name)\"") }
+        let right = request.right
+        let granting = reaching.filter { $0.rights.contains(right) }
+        guard !granting.isEmpty else { return deny(.rightNotGranted, "the \(right.rawValue) right is not granted on \"\(target.name)\"") }
+        switch request {
+        case .exec(let command) where right == .exec:
+            var firstRefusal: CommandRefusal?
+            for scope in granting {
+                switch scope.commands.decide(command) {
+                case .allow(_, let line, _): return .allow(scope: scope.name, command: line)
+                case .deny(let refusal): firstRefusal = firstRefusal ?? refusal
+                }
+            }
+            let patterns = granting.filter(\.disclosePatterns).flatMap { $0.commands.patterns.map(\.source) }
+            return deny(.command, firstRefusal!.description, rule: firstRefusal!.code.rawValue, patterns: patterns)
+        case .exec(let command):
+            // scp: the right is enough, but the words must still be plain (no shell syntax).
+            if case .failure(let refusal) = ShellWords.split(command) { return deny(.command, refusal.description, rule: refusal.code.rawValue) }
+            return .allow(scope: granting[0].name, command: ShellWords.join((try? ShellWords.split(command).get()) ?? []))
+        case .subsystem(let name):
+            return name == "sftp" ? .allow(scope: granting[0].name, command: nil) : deny(.notAllowed, "subsystem \"\(name)\" is not supported")
+        case .env(let name):
+            if let scope = granting.first(where: { $0.environment.contains(name) }) { return .allow(scope: scope.name, command: nil) }
+            return deny(.notAllowed, "environment variable \"\(name)\" may not be set")
+        case .forwardLocal(let host, let port), .forwardRemote(let host, let port):
+            if let scope = granting.first(where: { $0.forwards.contains("\(host):\(port)") }) { return .allow(scope: scope.name, command: nil) }
+            return deny(.notAllowed, "forwarding to \(host):\(port) is not allowed")
+        case .shell, .pty, .agentForwarding, .x11:
+            return .allow(scope: granting[0].name, command: nil)
+        }
+    }
+
+    /// Whether input is recorded for this session: if any applicable scope asks for it.
+    public func recordsInput(scopes names: [String], target: TargetDescriptor) -> Bool {
+        applicable(names, to: target).scopes.contains { $0.recordInput }
+    }
+}
