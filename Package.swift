@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
@@ -27,7 +28,7 @@ let package = Package(
         // The three certificate authorities, their keys, lifecycle and rotation.
         .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
         // Command allowlists: the POSIX shell word splitter, patterns and decisions.
-        .target(name: "Policy"),
+        .target(name: "Policy", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
             "SSHCertificates", "Audit", "CertificateAuthority", "Policy",

@@ -63,9 +63,14 @@ public struct Scope: Sendable {
     public let recordInput: Bool
     /// Whether denials may list this scope's accepted patterns to the agent.
     public let disclosePatterns: Bool
+    /// Session limits in seconds (nil: none).
+    public let maxDuration: Int?
+    public let idleTimeout: Int?
 
     public init(name: String, targets: [TargetSelector], login: String? = nil, rights: Set<Right>, commands: [CommandPattern] = [],
-                environment: Set<String> = [], forwards: Set<String> = [], recordInput: Bool = true, disclosePatterns: Bool = true) {
+                environment: Set<String> = [], forwards: Set<String> = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil) {
+        self.maxDuration = maxDuration
+        self.idleTimeout = idleTimeout
         self.name = name
         self.targets = targets
         self.login = login

@@ -1,0 +1,137 @@
+import Foundation
+import Yams
+
+/// A mistake in the policy configuration, named by file, line, column and key.
+public struct PolicyConfigError: Error, Sendable, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int
+    public let column: Int
+    public let key: String
+    public let message: String
+
+    public var description: String { "\(file):\(line):\(column): \(key): \(message)" }
+}
+
+extension PolicySet {
+    /// Parses the `scopes:` section of a Gatehouse configuration file.
+    public static func parse(yaml: String, file: String) throws -> PolicySet {
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch { throw PolicyConfigError(file: file, line: 1, column: 1, key: "(document)", message: "not valid YAML: \(error)") }
+        guard let root, let mapping = root.mapping else { throw PolicyConfigError(file: file, line: 1, column: 1, key: "(document)", message: "expected a mapping at the top level") }
+        guard let scopes = mapping.first(where: { $0.key.string == "scopes" })?.value else { return PolicySet([]) }
+        return try parse(node: scopes, file: file)
+    }
+
+    /// Parses a `scopes:` mapping node; line numbers come from the node's marks.
+    public static func parse(node: Node, file: String) throws -> PolicySet {
+        let reader = YAMLReader(file: file)
+        let scopes = try reader.mapping(node, "scopes")
+        var result: [Scope] = []
+        for (keyNode, value) in scopes {
+            let name = try reader.string(keyNode, "scopes")
+            let path = "scopes.\(name)"
+            guard ScopeNameRule.isValid(name) else { throw reader.error(keyNode, path, "is not a valid scope name (letters, digits, -_.:, at most 64)") }
+            let fields = try reader.mapping(value, path)
+            try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "record_input", "disclose_patterns", "limits"], path)
+            let targets = try reader.strings(fields, "targets", path, required: true).map { TargetSelector($0) }
+            let rights = try reader.strings(fields, "rights", path, required: true).map { (text: String) -> Right in
+                guard let right = Right(rawValue: text) else {
+                    throw reader.error(reader.node(fields, "rights") ?? value, "\(path).rights", "unknown right \"\(text)\" (known: \(Right.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return right
+            }
+            var patterns: [CommandPattern] = []
+            if let commands = reader.node(fields, "commands") {
+                for (i, item) in try reader.sequence(commands, "\(path).commands").enumerated() {
+                    let text = try reader.string(item, "\(path).commands[\(i)]")
+                    do { patterns.append(try CommandPattern(text)) } catch { throw reader.error(item, "\(path).commands[\(i)]", "\(error)") }
+                }
+            }
+            if rights.contains(.exec) && patterns.isEmpty { throw reader.error(keyNode, path, "grants exec but lists no commands") }
+            var maxDuration: Int?, idleTimeout: Int?
+            if let limits = reader.node(fields, "limits") {
+                let l = try reader.mapping(limits, "\(path).limits")
+                try reader.onlyKeys(l, ["max_duration", "idle_timeout"], "\(path).limits")
+                maxDuration = try reader.duration(l, "max_duration", "\(path).limits")
+                idleTimeout = try reader.duration(l, "idle_timeout", "\(path).limits")
+            }
+            result.append(Scope(name: name, targets: targets, login: try reader.optionalString(fields, "login", path), rights: Set(rights), commands: patterns,
+                                environment: Set(try reader.strings(fields, "env", path)), forwards: Set(try reader.strings(fields, "forwards", path)),
+                                recordInput: try reader.bool(fields, "record_input", path) ?? true,
+                                disclosePatterns: try reader.bool(fields, "disclose_patterns", path) ?? true,
+                                maxDuration: maxDuration, idleTimeout: idleTimeout))
+        }
+        return PolicySet(result)
+    }
+}
+
+enum ScopeNameRule {
+    static func isValid(_ name: String) -> Bool {
+        guard (1...64).contains(name.count), name.first!.isLetter || name.first!.isNumber else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }
+    }
+}
+
+/// Typed access to YAML nodes, every failure naming the key and the node's position.
+struct YAMLReader {
+    let file: String
+
+    func error(_ node: Node, _ key: String, _ message: String) -> PolicyConfigError {
+        PolicyConfigError(file: file, line: (node.mark?.line ?? 0), column: (node.mark?.column ?? 0), key: key, message: message)
+    }
+
+    func mapping(_ node: Node, _ key: String) throws -> Node.Mapping {
+        guard let m = node.mapping else { throw error(node, key, "expected a mapping") }
+        return m
+    }
+
+    func sequence(_ node: Node, _ key: String) throws -> Node.Sequence {
+        guard let s = node.sequence else { throw error(node, key, "expected a list") }
+        return s
+    }
+
+    func string(_ node: Node, _ key: String) throws -> String {
+        guard case .scalar = node, let s = node.string else { throw error(node, key, "expected a string") }
+        return s
+    }
+
+    func node(_ m: Node.Mapping, _ key: String) -> Node? { m.first { $0.key.string == key }?.value }
+
+    func onlyKeys(_ m: Node.Mapping, _ allowed: Set<String>, _ path: String) throws {
+        var seen = Set<String>()
+        for (k, _) in m {
+            let name = k.string ?? "?"
+            guard allowed.contains(name) else { throw error(k, "\(path).\(name)", "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))") }
+            guard seen.insert(name).inserted else { throw error(k, "\(path).\(name)", "duplicate key") }
+        }
+    }
+
+    func strings(_ m: Node.Mapping, _ key: String, _ path: String, required: Bool = false) throws -> [String] {
+        guard let n = node(m, key) else {
+            if required { throw PolicyConfigError(file: file, line: m.mark?.line ?? 0, column: m.mark?.column ?? 0, key: "\(path).\(key)", message: "is required") }
+            return []
+        }
+        return try sequence(n, "\(path).\(key)").enumerated().map { try string($1, "\(path).\(key)[\($0)]") }
+    }
+
+    func optionalString(_ m: Node.Mapping, _ key: String, _ path: String) throws -> String? {
+        try node(m, key).map { try string($0, "\(path).\(key)") }
+    }
+
+    func bool(_ m: Node.Mapping, _ key: String, _ path: String) throws -> Bool? {
+        guard let n = node(m, key) else { return nil }
+        guard let b = n.bool else { throw error(n, "\(path).\(key)", "expected true or false") }
+        return b
+    }
+
+    /// `90s`, `10m`, `1h`, `2d` in seconds.
+    func duration(_ m: Node.Mapping, _ key: String, _ path: String) throws -> Int? {
+        guard let n = node(m, key) else { return nil }
+        let text = try string(n, "\(path).\(key)")
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = text.last.flatMap({ units[$0] }), let value = Int(text.dropLast()), value > 0 else {
+            throw error(n, "\(path).\(key)", "\"\(text)\" is not a duration like 90s, 10m, 1h or 2d")
+        }
+        return value * unit
+    }
+}
