@@ -128,6 +128,20 @@ pc_nomatch() { out=$("$GATEHOUSE" policy check --allow 'uptime' -- 'uptime -p');
 check "policy check lists the accepted patterns when none matches" pc_nomatch
 pc_bad() { err=$("$GATEHOUSE" policy check --allow 'cat {f: 9..1}' -- cat 2>&1); [ $? -ne 0 ] && grep -q 'pattern 1' <<<"$err"; }
 check "policy check names a bad pattern" pc_bad
+cat > "$work/gatehouse.yaml" <<'YAML'
+scopes:
+  ops-read:
+    targets: ["web-*"]
+    login: deploy
+    rights: [exec]
+    commands: ["systemctl status {unit: /[a-z0-9@._-]+/}"]
+YAML
+pc_config() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes ops-read,ghost --target web-01 -- 'systemctl status nginx'); [ $? -eq 0 ] && grep -q '^login:    deploy$' <<<"$out" && grep -q '^sent:     systemctl status nginx$' <<<"$out"; }
+check "policy check --config: the server's decision, login and command sent" pc_config
+pc_config_deny() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes ops-read,ghost --target web-01 -- 'systemctl stop nginx'); [ $? -eq 1 ] && grep -q '^gatehouse-denial: {' <<<"$out" && grep -q 'Unknown scopes (grant nothing): ghost' <<<"$out"; }
+check "policy check --config: a denial with unknown scopes reported and the JSON line" pc_config_deny
+pc_config_bad() { printf 'scopes:\n  a:\n    targets: [x]\n    rights: [fly]\n' > "$work/bad.yaml"; err=$("$GATEHOUSE" policy check --config "$work/bad.yaml" --scopes a --target x -- id 2>&1); [ $? -ne 0 ] && grep -q "bad.yaml:4:.*scopes.a.rights: unknown right" <<<"$err"; }
+check "policy check --config: a configuration mistake names file, line and key" pc_config_bad
 
 # ---- the demo, end to end: a real sshd trusts `ca export user`, refuses after `ca export krl` ----
 demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }

@@ -15,9 +15,15 @@ struct PolicyCheck: ParsableCommand {
     @Option(name: .customLong("allow"), help: "An allowlist pattern (repeatable), e.g. 'journalctl -u {unit: nginx|postgres} -n {lines: 1..1000}'.")
     var patterns: [String] = []
     @Option(name: .customLong("patterns-file"), help: "A file with one pattern per line (# comments).") var patternsFile: String?
+    @Option(help: "A Gatehouse configuration file whose scopes: section to use (with --scopes and --target).") var config: String?
+    @Option(help: "Comma-separated scope names, as in the certificate's scopes@gatehouse.") var scopes: String?
+    @Option(help: "The target name.") var target: String?
+    @Option(name: .customLong("label"), help: "A target label key=value (repeatable).") var labels: [String] = []
     @Argument(parsing: .captureForPassthrough, help: "The exec string (as one argument, or words joined with spaces).") var command: [String] = []
 
     func run() throws {
+        let words = command.first == "--" ? Array(command.dropFirst()) : command
+        if let config { return try checkAgainstConfig(config, exec: words.joined(separator: " ")) }
         var sources = patterns
         if let patternsFile {
             sources += try readFile(patternsFile).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
@@ -25,7 +31,6 @@ struct PolicyCheck: ParsableCommand {
         let compiled = try sources.enumerated().map { i, s in
             do { return try CommandPattern(s) } catch { throw CLIError("pattern \(i + 1) \"\(s)\": \(error)") }
         }
-        let words = command.first == "--" ? Array(command.dropFirst()) : command
         let exec = words.joined(separator: " ")
         switch CommandAllowlist(compiled).decide(exec) {
         case .allow(let argv, let line, let pattern):
@@ -40,6 +45,31 @@ struct PolicyCheck: ParsableCommand {
             if refusal.code == .noMatchingPattern && !sources.isEmpty {
                 print("allowed:"); sources.forEach { print("  \($0)") }
             }
+            throw ExitCode(1)
+        }
+    }
+
+    /// The same decision the server makes for an exec request: scopes, target, command.
+    func checkAgainstConfig(_ path: String, exec: String) throws {
+        guard let scopes, let target else { throw CLIError("--config needs --scopes and --target") }
+        let policy: PolicySet
+        do { policy = try PolicySet.parse(yaml: try readFile(path), file: path) } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
+        var labelMap: [String: String] = [:]
+        for l in labels {
+            guard let eq = l.firstIndex(of: "=") else { throw CLIError("--label \"\(l)\" is not key=value") }
+            labelMap[String(l[..<eq])] = String(l[l.index(after: eq)...])
+        }
+        let names = scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let descriptor = TargetDescriptor(name: target, labels: labelMap)
+        switch policy.decide(scopes: names, target: descriptor, request: .exec(exec)) {
+        case .allow(let scope, let line):
+            print("decision: allow")
+            print("scope:    \(scope)")
+            print("login:    \(policy.login(scopes: names, target: descriptor) ?? "(target default)")")
+            print("sent:     \(line ?? "")")
+        case .deny(let denial):
+            print("decision: deny (exit status \(PolicyDenial.exitStatus) on the server)")
+            print(denial.message, terminator: "")
             throw ExitCode(1)
         }
     }
