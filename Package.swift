@@ -35,8 +35,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs).
-        .executableTarget(name: "GatehouseFuzz", dependencies: ["SSHCertificates"]),
+        // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs) and the
+        // policy splitter, pattern compiler and matcher.
+        .executableTarget(name: "GatehouseFuzz", dependencies: ["SSHCertificates", "Policy"]),
         // Micro-benchmarks: certificate verification and signing per key type; policy decisions.
         .executableTarget(name: "GatehouseBench", dependencies: ["SSHCertificates", "Policy"]),
 

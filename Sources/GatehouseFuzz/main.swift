@@ -1,4 +1,5 @@
 import Foundation
+import Policy
 import SSHCertificates
 
 // A mutation fuzzer for every parser that reads untrusted bytes: public keys, certificates,
@@ -70,6 +71,40 @@ func makeSeeds(into dir: String) throws {
 }
 
 let arguments = CommandLine.arguments.dropFirst()
+
+// `GatehouseFuzz --policy DIR N`: every seed line (exec strings and patterns) mutated N times
+// in all, each input fed to the splitter, the pattern compiler and an allowlist decision.
+if arguments.first == "--policy" {
+    let dir = arguments.dropFirst().first ?? "fuzz/policy/corpus"
+    let count = Int(arguments.dropFirst(2).first ?? "") ?? 1_000_000
+    let seeds = try FileManager.default.contentsOfDirectory(atPath: dir).sorted().flatMap {
+        try String(contentsOfFile: "\(dir)/\($0)", encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+    }
+    guard !seeds.isEmpty else { print("no seeds in \(dir)"); exit(2) }
+    let allowlist = CommandAllowlist(try [
+        "systemctl status {unit: /[a-z0-9@._-]+/}", "journalctl -u {unit: nginx|postgres} -n {lines: 1..1000}",
+        "cat {file: path under /var/log}", "kubectl get pods {names...: /[a-z0-9-]+/}", "git log {ref?}",
+    ].map(CommandPattern.init))
+    var m = Mutator(state: 0x5eed ^ UInt64(count))
+    var allowed = 0, denied = 0, patterns = 0
+    let started = Date()
+    for i in 0..<count {
+        let input = m.mutate(seeds[i % seeds.count], corpus: seeds)
+        let text = String(decoding: input, as: UTF8.self)
+        _ = ShellWords.split(bytes: input)
+        switch allowlist.decide(text) {
+        case .allow(let argv, let command, _):
+            allowed += 1
+            // The invariant: what is sent splits back to exactly the argv that was checked.
+            guard case .success(let back) = ShellWords.split(command), back == argv else { fatalError("requoting changed argv for \(text.debugDescription)") }
+        case .deny: denied += 1
+        }
+        if i % 4 == 0, (try? CommandPattern(text)) != nil { patterns += 1 }
+    }
+    print("fuzz policy: \(count) inputs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s, no crash; \(allowed) allowed (each re-split to its exact argv), \(denied) denied, \(patterns) parsed as patterns")
+    exit(0)
+}
+
 if arguments.first == "--make-seeds" {
     try makeSeeds(into: arguments.dropFirst().first ?? "fuzz/certificates/corpus")
     exit(0)

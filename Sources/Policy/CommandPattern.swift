@@ -74,7 +74,9 @@ public struct CommandPattern: Sendable, CustomStringConvertible {
     }
 
     static func placeholder(_ body: String) throws -> Token {
-        let parts = body.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        // Empty subsequences are kept so `{}` and `{:x}` reach the name check instead of
+        // indexing an empty list (found by the fuzzer).
+        let parts = body.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         var name = parts[0]
         var repetition = Repetition.one
         if name.hasSuffix("...") { repetition = .many; name.removeLast(3) } else if name.hasSuffix("?") { repetition = .optional; name.removeLast() }

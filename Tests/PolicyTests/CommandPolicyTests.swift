@@ -78,7 +78,7 @@ final class HostileCommandTests: XCTestCase {
 
     func testPatternSyntaxErrorsAreNamed() {
         for (bad, fragment) in [("", "empty"), ("cat {f: 10..1}", "never match"), ("cat {f: /(/}", "regular expression"), ("cat {f...} x", "last placeholder"),
-                                ("rm;x", "not a plain word"), ("cat {f: path under var}", "absolute"), ("cat {f", "closing")] {
+                                ("rm;x", "not a plain word"), ("cat {f: path under var}", "absolute"), ("cat {f", "closing"), ("cat {}", "placeholder name"), ("cat {:x}", "placeholder name"), ("cat { }", "placeholder name")] {
             XCTAssertThrowsError(try CommandPattern(bad), bad) { XCTAssertTrue("\($0)".contains(fragment), "\(bad): \($0)") }
         }
     }
