@@ -2,8 +2,7 @@
 import PackageDescription
 
 // One module per concern. Dependencies point one way: the `gatehouse` executable assembles
-// the modules; no module knows the CLI. Modules still to come (the SSH front and proxy on
-// libssh, policy, recording, issuance) are added with their code.
+// the modules; no module knows the CLI.
 let package = Package(
     name: "Gatehouse",
     platforms: [.macOS(.v14)],
@@ -14,8 +13,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
+        // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
+        .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
         // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
         .target(name: "SSHCertificates", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
@@ -29,10 +31,22 @@ let package = Package(
         .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
         // Command allowlists: the POSIX shell word splitter, patterns and decisions.
         .target(name: "Policy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Session recordings: format, writer, recovery, reader, verification, export, index.
+        .target(name: "Recording", dependencies: [
+            "SSHCertificates",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The SSH front (libssh server), login, channel policy and the proxy to targets.
+        .target(name: "Bastion", dependencies: [
+            "CLibSSH", "SSHCertificates", "CertificateAuthority", "Policy", "Audit",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "Policy",
+            "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs) and the
@@ -45,6 +59,8 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
+        .testTarget(name: "BastionTests", dependencies: ["Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,2 @@
+import CLibSSH
+enum BastionModule {}
