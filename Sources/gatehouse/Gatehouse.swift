@@ -5,7 +5,7 @@ struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
-        subcommands: [CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self])
+        subcommands: [ServeCommand.self, CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self])
 }
 
 struct CertCommand: ParsableCommand {

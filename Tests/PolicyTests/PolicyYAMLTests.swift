@@ -37,7 +37,7 @@ final class PolicyYAMLTests: XCTestCase {
 
     func expectError(_ yaml: String, line: Int, key: String, containing fragment: String, file: StaticString = #filePath, l: UInt = #line) {
         XCTAssertThrowsError(try PolicySet.parse(yaml: yaml, file: "g.yaml"), file: file, line: l) { error in
-            guard let e = error as? PolicyConfigError else { return XCTFail("\(error)", file: file, line: l) }
+            guard let e = error as? ConfigurationError else { return XCTFail("\(error)", file: file, line: l) }
             XCTAssertEqual(e.line, line, "\(e)", file: file, line: l)
             XCTAssertEqual(e.key, key, "\(e)", file: file, line: l)
             XCTAssertTrue(e.description.contains(fragment), "\(e)", file: file, line: l)

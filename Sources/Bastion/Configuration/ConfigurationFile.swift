@@ -1,0 +1,152 @@
+import Foundation
+import Policy
+import SSHCertificates
+import Yams
+
+extension BastionConfiguration {
+    /// Sections other components parse from the same file (the issuance service); the bastion
+    /// accepts them so one file configures everything.
+    public static let foreignSections: Set<String> = ["issuance", "recording"]
+
+    /// Reads and validates a configuration file; every mistake names the file, line and key.
+    public static func load(file: String) throws -> BastionConfiguration {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigurationError(file: file, line: 0, column: 0, key: "(file)", message: "cannot be read")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(file: file, line: 0, column: 0, key: "(file)", message: "is not UTF-8 text")
+        }
+        var configuration = try parse(yaml: text, file: file)
+        configuration.sourceFile = file
+        return configuration
+    }
+
+    public static func parse(yaml: String, file: String) throws -> BastionConfiguration {
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch {
+            throw ConfigurationError(file: file, line: 1, column: 1, key: "(document)", message: "not valid YAML: \(error)")
+        }
+        var c = BastionConfiguration()
+        guard let root else { return c }
+        let r = YAMLReader(file: file)
+        let top = try r.mapping(root, "(document)")
+        try r.onlyKeys(top, Set(["listen", "state", "host_keys", "recordings", "log", "limits", "algorithms", "targets", "scopes"]).union(foreignSections), "")
+        if let listen = r.node(top, "listen") {
+            c.listen = try r.sequence(listen, "listen").enumerated().map { i, item in
+                let text = try r.string(item, "listen[\(i)]")
+                guard let address = ListenAddress(text) else { throw r.error(item, "listen[\(i)]", "\"\(text)\" is not host:port or [v6]:port") }
+                return address
+            }
+            if c.listen.isEmpty { throw r.error(listen, "listen", "needs at least one address") }
+        }
+        c.stateDirectory = try r.optionalString(top, "state", "") ?? c.stateDirectory
+        c.hostKeyDirectory = try r.optionalString(top, "host_keys", "") ?? c.hostKeyDirectory
+        c.recordingDirectory = try r.optionalString(top, "recordings", "") ?? c.recordingDirectory
+        if let log = r.node(top, "log") {
+            let m = try r.mapping(log, "log")
+            try r.onlyKeys(m, ["format", "level"], "log")
+            if let f = r.node(m, "format") {
+                let text = try r.string(f, "log.format")
+                guard let format = LogSettings.Format(rawValue: text) else { throw r.error(f, "log.format", "must be text or json") }
+                c.log.format = format
+            }
+            if let l = r.node(m, "level") {
+                let text = try r.string(l, "log.level")
+                guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(text) else {
+                    throw r.error(l, "log.level", "must be one of trace, debug, info, notice, warning, error, critical")
+                }
+                c.log.level = text
+            }
+        }
+        if let limits = r.node(top, "limits") {
+            let m = try r.mapping(limits, "limits")
+            try r.onlyKeys(m, ["login_grace", "max_unauthenticated", "keepalive", "target_connect_timeout", "target_certificate_lifetime"], "limits")
+            c.limits.loginGraceSeconds = try r.duration(m, "login_grace", "limits") ?? c.limits.loginGraceSeconds
+            c.limits.maxUnauthenticated = try r.int(m, "max_unauthenticated", "limits", in: 1...100_000) ?? c.limits.maxUnauthenticated
+            if let n = r.node(m, "keepalive"), n.string == "off" { c.limits.keepaliveSeconds = 0 } else {
+                c.limits.keepaliveSeconds = try r.duration(m, "keepalive", "limits") ?? c.limits.keepaliveSeconds
+            }
+            c.limits.targetConnectTimeoutSeconds = try r.duration(m, "target_connect_timeout", "limits") ?? c.limits.targetConnectTimeoutSeconds
+            c.limits.targetCertificateSeconds = try r.duration(m, "target_certificate_lifetime", "limits") ?? c.limits.targetCertificateSeconds
+        }
+        if let algorithms = r.node(top, "algorithms") {
+            let m = try r.mapping(algorithms, "algorithms")
+            try r.onlyKeys(m, ["kex", "ciphers", "macs", "host_keys"], "algorithms")
+            func list(_ key: String, _ allowed: Set<String>, _ current: [String]) throws -> [String] {
+                let values = try r.strings(m, key, "algorithms")
+                guard !values.isEmpty else { return current }
+                for v in values where !allowed.contains(v) {
+                    throw r.error(r.node(m, key)!, "algorithms.\(key)", "\"\(v)\" is not supported (supported: \(allowed.sorted().joined(separator: ", ")))")
+                }
+                return values
+            }
+            let d = AlgorithmSettings()
+            c.algorithms.keyExchange = try list("kex", Set(d.keyExchange + ["diffie-hellman-group14-sha256"]), d.keyExchange)
+            c.algorithms.ciphers = try list("ciphers", Set(d.ciphers + ["aes192-ctr"]), d.ciphers)
+            c.algorithms.macs = try list("macs", Set(d.macs), d.macs)
+            c.algorithms.hostKeys = try list("host_keys", Set(d.hostKeys), d.hostKeys)
+        }
+        if let targets = r.node(top, "targets") {
+            for (keyNode, value) in try r.mapping(targets, "targets") {
+                let name = try r.string(keyNode, "targets")
+                guard TargetName.isValid(name) else {
+                    throw r.error(keyNode, "targets.\(name)", "is not a valid target name (letters, digits, -_., at most 64, as an SSH user name)")
+                }
+                guard c.targets[name] == nil else { throw r.error(keyNode, "targets.\(name)", "duplicate target") }
+                c.targets[name] = try parseTarget(name: name, node: value, reader: r)
+            }
+        }
+        if let scopes = r.node(top, "scopes") { c.policy = try PolicySet.parse(node: scopes, file: file) }
+        return c
+    }
+
+    static func parseTarget(name: String, node: Node, reader r: YAMLReader) throws -> TargetConfiguration {
+        let path = "targets.\(name)"
+        let m = try r.mapping(node, path)
+        try r.onlyKeys(m, ["address", "port", "login", "labels", "host_key", "known_hosts", "known_hosts_name", "host_ca", "host_ca_principal"], path)
+        guard let address = try r.optionalString(m, "address", path), !address.isEmpty else {
+            throw ConfigurationError(file: r.file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, key: "\(path).address", message: "is required")
+        }
+        let port = try r.int(m, "port", path, in: 1...65535) ?? 22
+        guard let login = try r.optionalString(m, "login", path), !login.isEmpty else {
+            throw ConfigurationError(file: r.file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, key: "\(path).login", message: "is required")
+        }
+        var labels: [String: String] = [:]
+        if let l = r.node(m, "labels") {
+            for (k, v) in try r.mapping(l, "\(path).labels") { labels[try r.string(k, "\(path).labels")] = try r.string(v, "\(path).labels") }
+        }
+        let methods = ["host_key", "known_hosts", "host_ca"].filter { r.node(m, $0) != nil }
+        guard methods.count == 1 else {
+            throw ConfigurationError(file: r.file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, key: path,
+                                     message: methods.isEmpty ? "needs one of host_key, known_hosts or host_ca: a target's host key is always verified"
+                                                              : "give only one of host_key, known_hosts, host_ca (found \(methods.joined(separator: ", ")))")
+        }
+        func keys(_ key: String) throws -> [SSHPublicKey] {
+            let n = r.node(m, key)!
+            let lines = n.sequence != nil ? try r.strings(m, key, path) : [try r.string(n, "\(path).\(key)")]
+            return try lines.map { line in
+                do { return try SSHPublicKey(openSSHLine: line) } catch { throw r.error(n, "\(path).\(key)", "is not an OpenSSH public key line: \(error)") }
+            }
+        }
+        let check: HostKeyCheck
+        switch methods[0] {
+        case "host_key": check = .pinned(try keys("host_key"))
+        case "known_hosts":
+            let file = try r.optionalString(m, "known_hosts", path)!
+            check = .knownHosts(path: file, hostName: try r.optionalString(m, "known_hosts_name", path))
+        default:
+            let n = r.node(m, "host_ca")!
+            let principal = try r.optionalString(m, "host_ca_principal", path)
+            if n.bool == true { check = .hostCA(keys: nil, principal: principal) } else { check = .hostCA(keys: try keys("host_ca"), principal: principal) }
+        }
+        return TargetConfiguration(name: name, address: address, port: port, login: login, labels: labels, hostKey: check)
+    }
+}
+
+/// Target names travel as SSH user names; keep them to characters no shell or log can misread.
+public enum TargetName {
+    public static func isValid(_ name: String) -> Bool {
+        guard (1...64).contains(name.utf8.count), let first = name.first, first.isASCII, first.isLetter || first.isNumber else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+    }
+}

@@ -1,0 +1,106 @@
+import Audit
+import CLibSSH
+import Foundation
+import Policy
+import SSHCertificates
+
+extension FrontConnection {
+    func runSession(start: SessionStart, channel: ssh_channel, event: ssh_event) {
+        guard let plan, let agent else { return }
+        switch plan {
+        case .refuse(let message, let exitStatus):
+            finishFront(channel, event: event, stderr: message, exitStatus: exitStatus)
+        case .proceed(let targetConfiguration, let login, let start, let scope):
+            let began = Date()
+            let certificate = agent.certificate
+            let summary = SessionSummary(sessionID: sessionID, peer: peer, target: targetConfiguration.name, login: login, keyID: certificate.keyID,
+                                         serial: certificate.serial, principals: certificate.principals, scopes: scopes,
+                                         context: agent.permissions.context, request: start.auditText, terminal: pty?.term, startedAt: began)
+            let target: TargetConnection
+            do {
+                target = try openTarget(targetConfiguration, login: login, start: start)
+            } catch {
+                audit("session.target", "target \"\(targetConfiguration.name)\"", .failure, ["reason": error.description, "code": error.code, "request": start.auditText])
+                logger.warning("target session failed", metadata: ["target": "\(targetConfiguration.name)", "error": "\(error)"])
+                finishFront(channel, event: event, stderr: "gatehouse: \(error).\n", exitStatus: 255)
+                return
+            }
+            self.target = target
+            audit("session.start", "target \"\(targetConfiguration.name)\"", .success, [
+                "login": login, "scope": scope, "request": start.auditText, "pty": pty.map { "\($0.term) \($0.columns)x\($0.rows)" } ?? "none",
+                "scopes": scopes.joined(separator: ","), "context": agent.permissions.context ?? "",
+            ])
+            context.connections.sessionStarted()
+            context.observer?.sessionStarted(summary)
+            let limits = configuration.policy.applicable(scopes, to: targetConfiguration.descriptor).scopes
+            let ending = relay(front: channel, event: event, target: target,
+                               maxDuration: limits.compactMap(\.maxDuration).min(), idleTimeout: limits.compactMap(\.idleTimeout).min())
+            let outcome = SessionOutcome(exitStatus: ending.exitStatus, exitSignal: ending.exitSignal, reason: ending.reason,
+                                         bytesIn: bytesIn, bytesOut: bytesOut, bytesErr: bytesErr, duration: Date().timeIntervalSince(began))
+            context.connections.sessionEnded()
+            context.observer?.sessionEnded(summary, outcome: outcome)
+            audit("session.end", "target \"\(targetConfiguration.name)\"", ending.clean ? .success : .failure, [
+                "reason": ending.reason, "exit_status": ending.exitStatus.map { String($0) } ?? "", "exit_signal": ending.exitSignal ?? "",
+                "bytes_stdin": String(bytesIn), "bytes_stdout": String(bytesOut), "bytes_stderr": String(bytesErr),
+                "duration_ms": String(Int(outcome.duration * 1000)),
+            ])
+            logger.info("session ended", metadata: ["reason": "\(ending.reason)", "exit": "\(ending.exitStatus.map { String($0) } ?? ending.exitSignal ?? "-")"])
+            ssh_event_remove_session(event, target.session)
+        }
+    }
+
+    /// Connects, verifies the host key, mints the per-session certificate and replays the
+    /// agent's requests on a new channel.
+    func openTarget(_ configuration: TargetConfiguration, login: String, start: SessionStart) throws(TargetFailure) -> TargetConnection {
+        let limits = self.configuration.limits
+        let connection = try TargetConnection(target: configuration, algorithms: self.configuration.algorithms,
+                                              timeoutSeconds: limits.targetConnectTimeoutSeconds, login: login)
+        let authorities = context.authorities
+        let verifier = HostKeyVerifier(check: configuration.hostKey, target: configuration, storeHostCAs: { authorities.trusted(.host) })
+        try connection.connect(verifier: verifier, now: UInt64(Date().timeIntervalSince1970))
+
+        let ephemeral: SSHPrivateKey, certificate: SSHCertificate
+        do {
+            ephemeral = try SSHPrivateKey.generate(.ed25519, comment: sessionID)
+            let (validAfter, validBefore) = CertificateTemplate.validFor(UInt64(limits.targetCertificateSeconds), from: UInt64(Date().timeIntervalSince1970))
+            let agent = self.agent!.certificate
+            // The key id ties the target's own sshd log line back to this session and agent.
+            let keyID = "gatehouse session=\(sessionID) agent=\(agent.keyID) agent_serial=\(agent.serial) target=\(configuration.name)"
+            let template = CertificateTemplate(key: ephemeral.publicKey, type: .user, serial: 0, keyID: keyID, principals: [login],
+                                               validAfter: validAfter, validBefore: validBefore,
+                                               extensions: pty != nil ? [.flag(CertificateExtension.permitPTY)] : [])
+            authorities.refresh()
+            certificate = try authorities.issue(.target, template, actor: "gatehouse:\(sessionID)")
+        } catch {
+            throw .certificate(target: configuration.name, reason: "\(error)")
+        }
+        let key: ssh_key
+        do { key = try LibSSHKeys.certifiedPrivateKey(ephemeral, certificate: certificate) } catch { throw .certificate(target: configuration.name, reason: "\(error)") }
+        defer { ssh_key_free(key) }
+        try connection.authenticate(with: key, login: login)
+        try connection.open(pty: pty, environment: environment, start: start, callbacks: targetChannelCallbacks)
+        return connection
+    }
+
+    /// Ends the agent's channel: an optional message on stderr, the exit status or signal, EOF
+    /// and close; then waits briefly for the client to hang up so everything queued is sent.
+    func finishFront(_ channel: ssh_channel, event: ssh_event, stderr: String? = nil, exitStatus: Int32? = nil,
+                     exitSignal: (signal: String, core: Bool, message: String, language: String)? = nil) {
+        if let stderr, !stderr.isEmpty {
+            let text = pty != nil ? stderr.replacingOccurrences(of: "\n", with: "\r\n") : stderr
+            var bytes = Array(text.utf8)
+            bytes.withUnsafeMutableBytes { _ = ssh_channel_write_stderr(channel, $0.baseAddress, UInt32($0.count)) }
+        }
+        if let exitSignal {
+            ssh_channel_request_send_exit_signal(channel, exitSignal.signal, exitSignal.core ? 1 : 0, exitSignal.message, exitSignal.language)
+        } else if let exitStatus {
+            ssh_channel_request_send_exit_status(channel, exitStatus)
+        }
+        ssh_channel_send_eof(channel)
+        ssh_channel_close(channel)
+        let until = Date().addingTimeInterval(2)
+        while Date() < until, ssh_is_connected(session) != 0 {
+            if ssh_event_dopoll(event, 100) == SSH_ERROR { break }
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import CLibSSH
-enum BastionModule {}

@@ -1,0 +1,74 @@
+import CertificateAuthority
+import Foundation
+import SSHCertificates
+import Synchronization
+
+/// The CA store as the running server sees it. `gatehouse ca rotate` and `cert revoke` run in
+/// other processes and change files on disk; before each login and each target certificate the
+/// store is reloaded if any of its state files changed, so trust follows rotation and
+/// revocation without a restart. CAStore is not thread-safe: every use goes through the lock.
+public final class LiveAuthorities: Sendable {
+    struct State {
+        var store: CAStore
+        var fingerprint: [String: timespec]
+        var revocations: KeyRevocationList
+    }
+
+    private let state: Mutex<State>
+    public let root: String
+
+    public init(root: String) throws {
+        self.root = root
+        let store = try CAStore.open(at: root)
+        state = Mutex(State(store: store, fingerprint: Self.fileTimes(root), revocations: store.revocationList()))
+    }
+
+    /// Paths whose change means the store must be reloaded.
+    static func watchedFiles(_ root: String) -> [String] {
+        AuthorityName.allCases.map { "\(root)/ca/\($0.rawValue)/state.json" } + ["\(root)/revocations.json"]
+    }
+
+    static func fileTimes(_ root: String) -> [String: timespec] {
+        var result: [String: timespec] = [:]
+        for path in watchedFiles(root) {
+            var info = stat()
+            if stat(path, &info) == 0 { result[path] = info.st_mtim } else { result[path] = timespec(tv_sec: -1, tv_nsec: 0) }
+        }
+        return result
+    }
+
+    /// Reloads the store when its files changed. A store that fails to load keeps the last good
+    /// one in force and reports why (an admin mid-edit must not open the door or lock everyone out).
+    @discardableResult
+    public func refresh() -> Error? {
+        state.withLock { s in
+            let now = Self.fileTimes(root)
+            let changed = now.contains { path, time in
+                guard let old = s.fingerprint[path] else { return true }
+                return old.tv_sec != time.tv_sec || old.tv_nsec != time.tv_nsec
+            }
+            guard changed else { return nil }
+            do {
+                try s.store.reload()
+                s.revocations = s.store.revocationList()
+                s.fingerprint = now
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
+    public func trusted(_ name: AuthorityName) -> [SSHPublicKey] {
+        state.withLock { $0.store.trustedPublicKeys(name) }
+    }
+
+    public var revocations: KeyRevocationList { state.withLock { $0.revocations } }
+
+    /// Signs with the authority's current signing key (audited by the store).
+    public func issue(_ name: AuthorityName, _ template: CertificateTemplate, actor: String) throws -> SSHCertificate {
+        try state.withLock { try $0.store.issue(name, template, actor: actor) }
+    }
+
+    public var auditPath: String { state.withLock { $0.store.audit.path } }
+}

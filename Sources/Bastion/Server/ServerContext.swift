@@ -1,0 +1,115 @@
+import Audit
+import Foundation
+import Logging
+import Policy
+import SSHCertificates
+import Synchronization
+
+/// What every connection shares: the live configuration (replaced whole on SIGHUP), the CA
+/// store, the audit log, the signature cache and the bound on unauthenticated connections.
+public final class ServerContext: Sendable {
+    private let current: Mutex<BastionConfiguration>
+    public let authorities: LiveAuthorities
+    public let audit: AuditLog
+    public let logger: Logger
+    public let signatureCache = VerifiedSignatureCache()
+    public let startups: StartupLimiter
+    public let connections = ConnectionCounter()
+    public let observer: (any SessionObserver)?
+
+    public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil) throws {
+        current = Mutex(configuration)
+        authorities = try LiveAuthorities(root: configuration.stateDirectory)
+        audit = try AuditLog(path: "\(configuration.stateDirectory)/audit.log")
+        self.logger = logger
+        startups = StartupLimiter(limit: configuration.limits.maxUnauthenticated)
+        self.observer = observer
+    }
+
+    public var configuration: BastionConfiguration { current.withLock { $0 } }
+
+    /// Swaps in a new configuration. Live sessions keep the snapshot they started with; the
+    /// listen addresses and host keys are fixed for the life of the process.
+    public func replace(_ configuration: BastionConfiguration) {
+        current.withLock { $0 = configuration }
+        startups.setLimit(configuration.limits.maxUnauthenticated)
+    }
+
+    /// Appends to the audit log. A failure to audit is logged loudly; the caller decides whether
+    /// it must also end the session.
+    @discardableResult
+    public func record(_ event: AuditEvent) -> Bool {
+        do {
+            _ = try audit.append(event)
+            return true
+        } catch {
+            logger.critical("audit log write failed", metadata: ["error": "\(error)", "action": "\(event.action)"])
+            return false
+        }
+    }
+}
+
+/// Connections that have not yet authenticated, bounded like sshd's MaxStartups.
+public final class StartupLimiter: Sendable {
+    private let state: Mutex<(inFlight: Int, limit: Int)>
+
+    init(limit: Int) { state = Mutex((0, limit)) }
+
+    func setLimit(_ limit: Int) { state.withLock { $0.limit = limit } }
+
+    func tryAcquire() -> Bool {
+        state.withLock { s in
+            guard s.inFlight < s.limit else { return false }
+            s.inFlight += 1
+            return true
+        }
+    }
+
+    func release() { state.withLock { $0.inFlight -= 1 } }
+
+    public var inFlight: Int { state.withLock { $0.inFlight } }
+}
+
+/// Live connection and session counts, for logs and metrics.
+public final class ConnectionCounter: Sendable {
+    private let state = Mutex((connections: 0, sessions: 0))
+    func connectionOpened() { state.withLock { $0.connections += 1 } }
+    func connectionClosed() { state.withLock { $0.connections -= 1 } }
+    func sessionStarted() { state.withLock { $0.sessions += 1 } }
+    func sessionEnded() { state.withLock { $0.sessions -= 1 } }
+    public var connections: Int { state.withLock { $0.connections } }
+    public var sessions: Int { state.withLock { $0.sessions } }
+}
+
+/// A hook for other components (the recorder, metrics) to follow sessions without the bastion
+/// knowing them.
+public protocol SessionObserver: Sendable {
+    func sessionStarted(_ summary: SessionSummary)
+    func sessionEnded(_ summary: SessionSummary, outcome: SessionOutcome)
+}
+
+/// Who is connected where, as the audit log and observers see it.
+public struct SessionSummary: Sendable {
+    public var sessionID: String
+    public var peer: String
+    public var target: String
+    public var login: String
+    public var keyID: String
+    public var serial: UInt64
+    public var principals: [String]
+    public var scopes: [String]
+    public var context: String?
+    public var request: String
+    public var terminal: String?
+    public var startedAt: Date
+}
+
+public struct SessionOutcome: Sendable {
+    public var exitStatus: Int32?
+    public var exitSignal: String?
+    public var reason: String
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public var bytesErr: UInt64
+    public var duration: TimeInterval
+}

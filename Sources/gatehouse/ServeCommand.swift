@@ -1,0 +1,98 @@
+import ArgumentParser
+import Audit
+import Bastion
+import CertificateAuthority
+import Dispatch
+import Foundation
+import Logging
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the SSH bastion.",
+        discussion: """
+        With no --config, runs on embedded defaults: 127.0.0.1:2222, state in ./var/gatehouse, host keys \
+        in ./hostkeys, no targets. A CA store is created on first start if there is none. SIGHUP reloads \
+        targets, scopes and CA trust without dropping live sessions; SIGTERM stops.
+        """)
+
+    @Option(name: .long, help: "Configuration file (YAML).") var config: String?
+    @Option(name: .long, help: "Listen address host:port or [v6]:port (repeatable; replaces the file's list).") var listen: [String] = []
+    @Option(name: .long, help: "State directory (CA store, audit log).") var state: String?
+    @Option(name: .customLong("host-keys"), help: "Host key directory.") var hostKeys: String?
+    @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String?
+    @Flag(name: .long, help: "Validate the configuration and exit.") var check = false
+
+    func run() throws {
+        var configuration: BastionConfiguration
+        if let config { configuration = try BastionConfiguration.load(file: config) } else { configuration = BastionConfiguration() }
+        if !listen.isEmpty {
+            configuration.listen = try listen.map {
+                guard let address = ListenAddress($0) else { throw CLIError("--listen \($0): expected host:port or [v6]:port") }
+                return address
+            }
+        }
+        if let state { configuration.stateDirectory = state }
+        if let hostKeys { configuration.hostKeyDirectory = hostKeys }
+        if let logFormat {
+            guard let format = LogSettings.Format(rawValue: logFormat) else { throw CLIError("--log-format must be text or json") }
+            configuration.log.format = format
+        }
+        if check {
+            print("configuration OK: \(configuration.targets.count) targets, \(configuration.policy.scopes.count) scopes, listening on \(configuration.listen.map(\.description).joined(separator: ", "))")
+            return
+        }
+        let format = configuration.log.format
+        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "gatehouse")
+        if !FileManager.default.fileExists(atPath: "\(configuration.stateDirectory)/ca/user/state.json") {
+            _ = try CAStore.initialize(at: configuration.stateDirectory, actor: "gatehouse serve (first start)")
+            logger.notice("created a new CA store", metadata: ["state": "\(configuration.stateDirectory)"])
+        }
+        let server = try BastionServer(configuration: configuration, logger: logger)
+        server.context.record(AuditEvent(actor: "gatehouse", action: "server.start", object: "bastion", outcome: .success,
+                                         details: ["listen": server.listenAddresses.map(\.description).joined(separator: ","),
+                                                   "config": configuration.sourceFile ?? "(embedded defaults)", "pid": String(getpid())]))
+        for entry in server.hostKeys.entries {
+            print("host key \(entry.publicKey.fingerprint) \(entry.publicKey.algorithm.keyTypeName)")
+        }
+        for address in server.listenAddresses {
+            let name = address.port == 22 ? address.host : "[\(address.host)]:\(address.port)"
+            for entry in server.hostKeys.entries { print("known_hosts: \(name) \(entry.publicKey.openSSHLine)") }
+        }
+        server.start()
+        print("gatehouse: listening on \(server.listenAddresses.map(\.description).joined(separator: ", ")) (pid \(getpid()))")
+        fflush(nil)
+
+        for sig: Int32 in [SIGHUP, SIGTERM, SIGINT] { _ = signal(sig, SIG_IGN) }
+        let queue = DispatchQueue(label: "signals")
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hangup.setEventHandler {
+            do {
+                try server.reload()
+                logger.notice("configuration reloaded")
+                server.context.record(AuditEvent(actor: "gatehouse", action: "server.reload", object: "configuration", outcome: .success))
+            } catch {
+                logger.error("reload failed; the previous configuration stays in force", metadata: ["error": "\(error)"])
+                server.context.record(AuditEvent(actor: "gatehouse", action: "server.reload", object: "configuration", outcome: .failure, details: ["reason": "\(error)"]))
+            }
+        }
+        hangup.resume()
+        let stopSources = [Int32(SIGTERM), Int32(SIGINT)].map { (sig: Int32) -> any DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                server.context.record(AuditEvent(actor: "gatehouse", action: "server.stop", object: "bastion", outcome: .success,
+                                                 details: ["signal": sig == SIGTERM ? "TERM" : "INT", "live_sessions": String(server.context.connections.sessions)]))
+                Foundation.exit(0)
+            }
+            source.resume()
+            return source
+        }
+        withExtendedLifetime((hangup, stopSources)) { dispatchMain() }
+    }
+}
