@@ -1,0 +1,279 @@
+import Audit
+import CertificateAuthority
+import Foundation
+import Logging
+import SSHCertificates
+import XCTest
+@testable import Bastion
+
+/// A real OpenSSH sshd target on 127.0.0.1, trusting Gatehouse's target CA, and a Gatehouse
+/// bastion in this process in front of it. Clients are the stock `ssh` and asyncssh.
+final class BastionFixture: @unchecked Sendable {
+    let directory: URL
+    let store: CAStore
+    let server: BastionServer
+    let bastionPort: Int
+    let targetPort: Int
+    let targetPid: pid_t
+    let agentKey: URL
+    var sshdLog: URL { directory.appendingPathComponent("sshd.log") }
+    var auditPath: String { directory.appendingPathComponent("state/audit.log").path }
+    let login = String(cString: getpwuid(getuid())!.pointee.pw_name)
+
+    init(loginGrace: Int = 3, maxUnauthenticated: Int = 300, extraScopes: String = "") throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-bastion-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let state = directory.appendingPathComponent("state").path
+        store = try CAStore.initialize(at: state, actor: "test")
+        let targetCA = store.trustedPublicKeys(.target).map(\.openSSHLine).joined(separator: "\n") + "\n"
+        try targetCA.write(to: directory.appendingPathComponent("target_ca.pub"), atomically: true, encoding: .utf8)
+        _ = try runChecked("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", directory.appendingPathComponent("host_key").path])
+        _ = try runChecked("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", directory.appendingPathComponent("other_host_key").path])
+        targetPort = try freePort()
+        bastionPort = try freePort()
+        let d = directory.path
+        try """
+        ListenAddress 127.0.0.1:\(targetPort)
+        HostKey \(d)/host_key
+        PidFile \(d)/sshd.pid
+        UsePAM no
+        StrictModes no
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        AuthorizedKeysFile none
+        TrustedUserCAKeys \(d)/target_ca.pub
+        MaxStartups 300:30:400
+        MaxSessions 50
+        LogLevel VERBOSE
+        AcceptEnv GATEHOUSE_TEST LD_PRELOAD
+        """.write(to: directory.appendingPathComponent("sshd_config"), atomically: true, encoding: .utf8)
+        mkdir("/run/sshd", 0o755)
+        targetPid = try spawnDaemon("/usr/sbin/sshd", ["-D", "-f", "\(d)/sshd_config", "-E", "\(d)/sshd.log"])
+        _ = try waitForPidFile("\(d)/sshd.pid")
+
+        let hostKey = try String(contentsOf: directory.appendingPathComponent("host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let otherHostKey = try String(contentsOf: directory.appendingPathComponent("other_host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try "[127.0.0.1]:\(targetPort) \(hostKey)\n".write(to: directory.appendingPathComponent("known_hosts"), atomically: true, encoding: .utf8)
+        let downPort = try freePort()
+        let yaml = """
+        listen: ["127.0.0.1:\(bastionPort)"]
+        state: \(state)
+        host_keys: \(d)/hostkeys
+        limits:
+          login_grace: \(loginGrace)s
+          max_unauthenticated: \(maxUnauthenticated)
+        targets:
+          web-01:
+            address: 127.0.0.1
+            port: \(targetPort)
+            login: \(login)
+            labels: {env: test}
+            host_key: "\(hostKey)"
+          web-kh:
+            address: 127.0.0.1
+            port: \(targetPort)
+            login: \(login)
+            known_hosts: \(d)/known_hosts
+          web-wrongkey:
+            address: 127.0.0.1
+            port: \(targetPort)
+            login: \(login)
+            host_key: "\(otherHostKey)"
+          web-down:
+            address: 127.0.0.1
+            port: \(downPort)
+            login: \(login)
+            host_key: "\(hostKey)"
+          web-nologin:
+            address: 127.0.0.1
+            port: \(targetPort)
+            login: no-such-user-here
+            host_key: "\(hostKey)"
+        scopes:
+          ops:
+            targets: ["web-*"]
+            rights: [exec, shell, pty, env]
+            env: [GATEHOUSE_TEST]
+            commands:
+              - "echo {words...}"
+              - "cat"
+              - "cat {file: path under \(d)}"
+              - "sha256sum"
+              - "true"
+              - "env"
+              - "sleep {n: 1..600}"
+              - "sh -c {script}"
+              - "head -c {n: 1..2000000000} /dev/zero"
+        \(extraScopes)
+        """
+        try yaml.write(to: directory.appendingPathComponent("gatehouse.yaml"), atomically: true, encoding: .utf8)
+        var configuration = try BastionConfiguration.load(file: directory.appendingPathComponent("gatehouse.yaml").path)
+        configuration.log.level = "error"
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        server = try BastionServer(configuration: configuration, logger: logger)
+        server.start()
+
+        agentKey = directory.appendingPathComponent("agent")
+        _ = try runChecked("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "agent", "-f", agentKey.path])
+        try issueAgentCertificate(scopes: ["ops"])
+    }
+
+    func stop() {
+        kill(targetPid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(targetPid, &status, 0)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Signs the agent key with the store's user CA and writes `agent-cert.pub`.
+    @discardableResult
+    func issueAgentCertificate(scopes: [String], keyID: String = "agent:test", validity: (UInt64, UInt64)? = nil,
+                               criticalOptions: [CertificateOption] = [], extensions: [CertificateOption] = CertificateTemplate.defaultUserExtensions,
+                               ca: SSHPrivateKey? = nil, output: String = "agent-cert.pub") throws -> SSHCertificate {
+        let publicKey = try SSHPublicKey(openSSHLine: try String(contentsOf: directory.appendingPathComponent("agent.pub"), encoding: .utf8))
+        let now = UInt64(Date().timeIntervalSince1970)
+        let (after, before) = validity ?? CertificateTemplate.validFor(600, from: now)
+        var exts = extensions
+        exts.append(CertificateOption(name: CertificateExtension.scopes, value: scopes.joined(separator: ",")))
+        exts.append(CertificateOption(name: CertificateExtension.context, value: "task=fixture"))
+        let template = CertificateTemplate(key: publicKey, type: .user, serial: 0, keyID: keyID, principals: ["agent"], validAfter: after, validBefore: before,
+                                           criticalOptions: criticalOptions, extensions: exts)
+        let certificate: SSHCertificate
+        if let ca {
+            var t = template
+            t.serial = UInt64.random(in: 1 ... .max)
+            certificate = try t.sign(with: ca)
+        } else {
+            certificate = try store.issue(.user, template, actor: "test")
+        }
+        try (certificate.openSSHLine + "\n").write(to: directory.appendingPathComponent(output), atomically: true, encoding: .utf8)
+        return certificate
+    }
+
+    /// The stock OpenSSH client through the bastion.
+    func ssh(_ target: String, _ command: [String], options: [String] = [], identity: String? = nil, certificate: String? = "agent-cert.pub",
+             stdin: Data = Data()) throws -> BinaryResult {
+        var arguments = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                         "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20", "-i", identity ?? agentKey.path, "-p", String(bastionPort)]
+        if let certificate { arguments += ["-o", "CertificateFile=\(directory.appendingPathComponent(certificate).path)"] }
+        arguments += options + ["\(target)@127.0.0.1", "--"] + command
+        return try runBinary("/usr/bin/ssh", arguments, stdin: stdin)
+    }
+
+    func auditRecords() throws -> [AuditRecord] { try AuditLog.records(path: auditPath) }
+
+    /// The newest audit record matching `predicate`, waiting for it with a deadline: the server
+    /// writes a session's end after the client has already gone.
+    func awaitAudit(timeout: TimeInterval = 10, _ predicate: (AuditRecord) -> Bool) -> AuditRecord? {
+        let until = Date().addingTimeInterval(timeout)
+        repeat {
+            if let found = (try? auditRecords())?.last(where: predicate) { return found }
+            usleep(20_000)
+        } while Date() < until
+        return nil
+    }
+
+    /// Lines the target's sshd logged about incoming connections: "the target saw nothing" is
+    /// this count not changing.
+    func targetConnectionCount() -> Int {
+        ((try? String(contentsOf: sshdLog, encoding: .utf8)) ?? "").components(separatedBy: "\n").filter { $0.contains("Connection from") }.count
+    }
+
+    /// Waits (with a deadline) until every connection to the bastion has ended.
+    func waitForIdle(timeout: TimeInterval = 15) -> Bool {
+        let until = Date().addingTimeInterval(timeout)
+        while Date() < until {
+            if server.context.connections.connections == 0 { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+}
+
+struct BinaryResult {
+    let status: Int32
+    let stdout: Data
+    let stderr: Data
+    var out: String { String(decoding: stdout, as: UTF8.self) }
+    var err: String { String(decoding: stderr, as: UTF8.self) }
+}
+
+/// Runs a program with binary stdin and captures both outputs. Output pipes are drained on
+/// their own threads so neither side can block the other, whatever the volume.
+func runBinary(_ executable: String, _ arguments: [String], stdin: Data = Data(), environment: [String: String]? = nil) throws -> BinaryResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    if let environment { p.environment = environment }
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = input
+    try p.run()
+    let group = DispatchGroup()
+    nonisolated(unsafe) var outData = Data(), errData = Data()
+    group.enter()
+    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if !stdin.isEmpty { try? input.fileHandleForWriting.write(contentsOf: stdin) }
+    try? input.fileHandleForWriting.close()
+    group.wait()
+    p.waitUntilExit()
+    try? out.fileHandleForReading.close()
+    try? err.fileHandleForReading.close()
+    return BinaryResult(status: p.terminationStatus, stdout: outData, stderr: errData)
+}
+
+@discardableResult
+func runChecked(_ executable: String, _ arguments: [String]) throws -> BinaryResult {
+    let r = try runBinary(executable, arguments)
+    if r.status != 0 { throw NSError(domain: "run", code: Int(r.status), userInfo: [NSLocalizedDescriptionKey: "\(executable) failed: \(r.err)"]) }
+    return r
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+func waitForPidFile(_ path: String) throws -> pid_t {
+    let until = Date().addingTimeInterval(10)
+    while Date() < until {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) { return pid }
+        usleep(20_000)
+    }
+    throw NSError(domain: "sshd", code: 1, userInfo: [NSLocalizedDescriptionKey: "sshd did not write \(path)"])
+}
+
+func openFileDescriptorCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+}
+
+/// Starts a long-running child with posix_spawn (Foundation's Process mistakes sshd closing its
+/// inherited descriptors for an exit). The caller stops it by pid.
+func spawnDaemon(_ executable: String, _ arguments: [String]) throws -> pid_t {
+    var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    guard rc == 0 else { throw NSError(domain: "spawn", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable)"]) }
+    return pid
+}
+
+func mkdir(_ path: String, _ mode: mode_t) { _ = Foundation.mkdir(path, mode) }
