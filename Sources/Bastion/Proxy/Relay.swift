@@ -75,7 +75,13 @@ extension FrontConnection {
                 }
             }
             if ssh_channel_is_closed(front) != 0 || ssh_is_connected(session) == 0 {
+                // sshd leaves a command without a pty running when its channel closes; an agent
+                // that vanished must not leave work running on the target, so it is hung up first.
+                ssh_channel_request_send_signal(back, "HUP")
+                ssh_channel_request_send_signal(back, "TERM")
+                ssh_channel_send_eof(back)
                 ssh_channel_close(back)
+                ssh_blocking_flush_target(target)
                 return RelayEnding(reason: "client disconnected", exitStatus: targetExitStatus, exitSignal: targetExitSignal?.signal, clean: false)
             }
             let now = Date()
@@ -95,6 +101,15 @@ extension FrontConnection {
                 lastKeepalive = now
             }
             _ = ssh_event_dopoll(event, 250)
+        }
+    }
+
+    /// Pushes queued packets to the target before the connection is torn down.
+    func ssh_blocking_flush_target(_ target: TargetConnection) {
+        ssh_set_blocking(target.session, 1)
+        let until = Date().addingTimeInterval(1)
+        while Date() < until, ssh_is_connected(target.session) != 0, let channel = target.channel, ssh_channel_is_eof(channel) == 0 {
+            _ = ssh_channel_poll_timeout(channel, 100, 0)
         }
     }
 
