@@ -199,31 +199,66 @@ struct BinaryResult {
     var err: String { String(decoding: stderr, as: UTF8.self) }
 }
 
+/// A child process with pipes on stdin, stdout and stderr, started with posix_spawn and reaped
+/// with waitpid. Foundation's Process is not used: on Linux it can miss a child's exit while
+/// another Process is running, and then waits forever.
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    let stdin: FileHandle
+    let stdout: FileHandle
+    let stderr: FileHandle
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], error: [Int32] = [0, 0]
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&error) == 0 else { throw NSError(domain: "pipe", code: Int(errno)) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, error[1], 2)
+        for fd in input + output + error { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(input[0]); close(output[1]); close(error[1])
+        guard rc == 0 else {
+            close(input[1]); close(output[0]); close(error[0])
+            throw NSError(domain: "spawn", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable)"])
+        }
+        self.pid = pid
+        stdin = FileHandle(fileDescriptor: input[1], closeOnDealloc: true)
+        stdout = FileHandle(fileDescriptor: output[0], closeOnDealloc: true)
+        stderr = FileHandle(fileDescriptor: error[0], closeOnDealloc: true)
+    }
+
+    /// Waits for the exit and returns the shell-style status (128+N for a signal).
+    func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }
+        return 128 + (status & 0x7f)
+    }
+}
+
 /// Runs a program with binary stdin and captures both outputs. Output pipes are drained on
 /// their own threads so neither side can block the other, whatever the volume.
 func runBinary(_ executable: String, _ arguments: [String], stdin: Data = Data(), environment: [String: String]? = nil) throws -> BinaryResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    if let environment { p.environment = environment }
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = input
-    try p.run()
+    let child = try Child(executable, arguments, environment: environment)
     let group = DispatchGroup()
     nonisolated(unsafe) var outData = Data(), errData = Data()
     group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { outData = child.stdout.readDataToEndOfFile(); group.leave() }
     group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if !stdin.isEmpty { try? input.fileHandleForWriting.write(contentsOf: stdin) }
-    try? input.fileHandleForWriting.close()
+    DispatchQueue.global().async { errData = child.stderr.readDataToEndOfFile(); group.leave() }
+    if !stdin.isEmpty { try? child.stdin.write(contentsOf: stdin) }
+    try? child.stdin.close()
     group.wait()
-    p.waitUntilExit()
-    try? out.fileHandleForReading.close()
-    try? err.fileHandleForReading.close()
-    return BinaryResult(status: p.terminationStatus, stdout: outData, stderr: errData)
+    let status = child.wait()
+    return BinaryResult(status: status, stdout: outData, stderr: errData)
 }
 
 @discardableResult

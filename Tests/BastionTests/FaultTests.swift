@@ -54,26 +54,20 @@ final class FaultTests: XCTestCase {
 
     func testClientDroppingMidStreamClosesTheTargetSession() throws {
         let marker = "gatehouse-drop-\(UInt32.random(in: 0 ... .max))"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-        p.arguments = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                       "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-i", f.agentKey.path,
-                       "-o", "CertificateFile=\(f.directory.appendingPathComponent("agent-cert.pub").path)", "-p", String(f.bastionPort),
-                       "-tt", "web-01@127.0.0.1", "--", "sh", "-c", "'echo \(marker); exec sleep 300'"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Child("/usr/bin/ssh", ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                           "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-i", f.agentKey.path,
+                                           "-o", "CertificateFile=\(f.directory.appendingPathComponent("agent-cert.pub").path)", "-p", String(f.bastionPort),
+                                           "-tt", "web-01@127.0.0.1", "--", "sh", "-c", "'echo \(marker); exec sleep 300'"])
         // Wait until the remote command runs, then kill the client outright.
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains(marker) {
-            let chunk = out.fileHandleForReading.availableData
+            let chunk = p.stdout.availableData
             if chunk.isEmpty { break }
             seen.append(chunk)
         }
         XCTAssertTrue(String(decoding: seen, as: UTF8.self).contains(marker))
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        kill(p.pid, SIGKILL)
+        _ = p.wait()
         XCTAssertNotNil(f.awaitAudit { $0.event.action == "session.end" && $0.event.details["reason"] == "client disconnected" })
         // The target's `sleep 300` goes away with its session: Gatehouse asks for HUP and TERM
         // (sshd honours signal requests only for non-root logins) and closes the channel, and

@@ -134,16 +134,11 @@ final class RefusalTests: XCTestCase {
         for flag in ["-L", "-D"] {
             let port = try freePort()
             let spec = flag == "-L" ? "127.0.0.1:\(port):127.0.0.1:\(f.targetPort)" : "127.0.0.1:\(port)"
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-            p.arguments = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                           "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-i", f.agentKey.path,
-                           "-o", "CertificateFile=\(f.directory.appendingPathComponent("agent-cert.pub").path)", "-p", String(f.bastionPort),
-                           "-N", flag, spec, "web-01@127.0.0.1"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            defer { p.terminate(); p.waitUntilExit() }
+            let p = try Child("/usr/bin/ssh", ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                               "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-i", f.agentKey.path,
+                                               "-o", "CertificateFile=\(f.directory.appendingPathComponent("agent-cert.pub").path)", "-p", String(f.bastionPort),
+                                               "-N", flag, spec, "web-01@127.0.0.1"])
+            defer { kill(p.pid, SIGTERM); _ = p.wait() }
             // Wait for the forwarder to listen, then use it: the bastion refuses the channel.
             var connected = false
             let until = Date().addingTimeInterval(15)
