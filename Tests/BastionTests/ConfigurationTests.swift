@@ -1,0 +1,96 @@
+import Foundation
+import Policy
+import XCTest
+@testable import Bastion
+
+/// The configuration file: defaults without one, and every mistake named by line and key.
+final class ConfigurationTests: XCTestCase {
+    func parseError(_ yaml: String) -> ConfigurationError? {
+        do {
+            _ = try BastionConfiguration.parse(yaml: yaml, file: "g.yaml")
+            return nil
+        } catch let error as ConfigurationError {
+            return error
+        } catch {
+            XCTFail("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    func testDefaultsAreLoopbackWithNoTargets() throws {
+        let c = BastionConfiguration()
+        XCTAssertEqual(c.listen, [ListenAddress(host: "127.0.0.1", port: 2222)])
+        XCTAssertTrue(c.targets.isEmpty)
+        XCTAssertFalse(c.algorithms.ciphers.contains { $0.contains("cbc") })
+        XCTAssertFalse(c.algorithms.keyExchange.contains { $0.hasSuffix("sha1") })
+        XCTAssertEqual(try BastionConfiguration.parse(yaml: "", file: "empty.yaml").listen, c.listen)
+    }
+
+    func testListenAddressesIncludingIPv6() throws {
+        let c = try BastionConfiguration.parse(yaml: "listen: [\"127.0.0.1:2200\", \"[::1]:2201\"]\n", file: "g.yaml")
+        XCTAssertEqual(c.listen, [ListenAddress(host: "127.0.0.1", port: 2200), ListenAddress(host: "::1", port: 2201)])
+        XCTAssertEqual(parseError("listen: [\"::1:22\"]\n")?.key, "listen[0]")
+        XCTAssertEqual(parseError("listen: [\"127.0.0.1:99999\"]\n")?.key, "listen[0]")
+    }
+
+    func testUnknownKeysAreRefusedWithLineAndKey() {
+        let e = parseError("listen: [\"127.0.0.1:2222\"]\nlimits:\n  login_grace: 10s\n  max_unauth: 3\n")
+        XCTAssertEqual(e?.line, 4)
+        XCTAssertEqual(e?.key, "limits.max_unauth")
+        XCTAssertTrue(e?.message.contains("unknown key") ?? false)
+        XCTAssertEqual(parseError("colour: blue\n")?.key, ".colour")
+    }
+
+    func testTargetsNeedAddressLoginAndExactlyOneHostKeyCheck() {
+        XCTAssertEqual(parseError("targets:\n  web-01:\n    login: deploy\n    host_key: \"ssh-ed25519 AAAA\"\n")?.key, "targets.web-01.address")
+        let none = parseError("targets:\n  web-01:\n    address: 127.0.0.1\n    login: deploy\n")
+        XCTAssertEqual(none?.key, "targets.web-01")
+        XCTAssertTrue(none?.message.contains("always verified") ?? false, none?.message ?? "")
+        let bad = parseError("targets:\n  web-01:\n    address: 127.0.0.1\n    login: deploy\n    host_key: \"ssh-ed25519 not-base64!\"\n")
+        XCTAssertEqual(bad?.key, "targets.web-01.host_key")
+        XCTAssertEqual(bad?.line, 5)
+        XCTAssertEqual(parseError("targets:\n  \"web 01\":\n    address: x\n")?.key, "targets.web 01")
+        XCTAssertEqual(parseError("targets:\n  web-01:\n    address: 127.0.0.1\n    port: 0\n    login: d\n    host_ca: true\n")?.key, "targets.web-01.port")
+    }
+
+    func testScopesAreParsedByThePolicyModuleInTheSameFile() throws {
+        let c = try BastionConfiguration.parse(yaml: """
+        targets:
+          web-01: {address: 127.0.0.1, login: deploy, host_ca: true}
+        scopes:
+          ops-read:
+            targets: [web-01]
+            rights: [exec]
+            commands: ["uptime"]
+        """, file: "g.yaml")
+        XCTAssertEqual(c.policy.scopes.keys.sorted(), ["ops-read"])
+        guard case .hostCA(nil, nil) = c.targets["web-01"]?.hostKey else { return XCTFail("host_ca: true uses the store's host CA") }
+        XCTAssertEqual(parseError("scopes:\n  ops:\n    targets: [x]\n    rights: [fly]\n")?.key, "scopes.ops.rights")
+    }
+
+    func testInvalidYAMLIsReportedNotCrashed() {
+        XCTAssertEqual(parseError("targets: [\n")?.key, "(document)")
+        XCTAssertEqual(parseError("- just\n- a list\n")?.key, "(document)")
+    }
+
+    func testKnownHostsMatchingRules() throws {
+        XCTAssertTrue(KnownHosts.matches(patterns: "web-*,!web-9", name: "web-1"))
+        XCTAssertFalse(KnownHosts.matches(patterns: "web-*,!web-9", name: "web-9"))
+        XCTAssertTrue(KnownHosts.matches(patterns: "[127.0.0.1]:2022", name: "[127.0.0.1]:2022"))
+        XCTAssertFalse(KnownHosts.matches(patterns: "127.0.0.1", name: "[127.0.0.1]:2022"))
+        // A hashed entry as `ssh-keygen -H` writes it for "example.com".
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kh-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("known_hosts")
+        _ = try runChecked("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", directory.appendingPathComponent("k").path])
+        let key = try String(contentsOf: directory.appendingPathComponent("k.pub"), encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        try "example.com \(key)\n".write(to: file, atomically: true, encoding: .utf8)
+        _ = try runChecked("/usr/bin/ssh-keygen", ["-H", "-f", file.path])
+        XCTAssertTrue(try String(contentsOf: file, encoding: .utf8).hasPrefix("|1|"))
+        XCTAssertEqual(try KnownHosts.lookup(file: file.path, host: "example.com", port: 22).keys.count, 1)
+        XCTAssertEqual(try KnownHosts.lookup(file: file.path, host: "example.org", port: 22).keys.count, 0)
+        try "example.com ssh-ed25519\n".write(to: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try KnownHosts.lookup(file: file.path, host: "example.com", port: 22)) { XCTAssertTrue("\($0)".contains(":1:"), "\($0)") }
+    }
+}
