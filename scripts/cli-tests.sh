@@ -144,8 +144,13 @@ pc_config_bad() { printf 'scopes:\n  a:\n    targets: [x]\n    rights: [fly]\n' 
 check "policy check --config: a configuration mistake names file, line and key" pc_config_bad
 
 # ---- the demo, end to end: a real sshd trusts `ca export user`, refuses after `ca export krl` ----
-demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
-check "make demo: sshd accepts the exported CA's certificate and refuses it once revoked via the exported KRL" demo_runs
+ca_tour_runs() { out=$("$(dirname "$0")/ca-tour.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
+check "ca tour: sshd accepts the exported CA's certificate and refuses it once revoked via the exported KRL" ca_tour_runs
+
+# ---- make demo: the bastion in front of a real sshd, allowed and refused commands ----
+demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello; from the agent" <<<"$out" && grep -q "(exit status 77)" <<<"$out" \
+  && grep -q 'no target named "web-99"' <<<"$out" && grep -q "Permission denied (publickey)" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
+check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused" demo_runs
 
 echo
 echo "cli: $passed passed, $failed failed"

@@ -1,69 +1,104 @@
 #!/usr/bin/env bash
-# A scripted tour of Gatehouse's certificate authorities on embedded defaults: create the CA
-# store, certify an agent key with scopes and a context, let a throwaway sshd on 127.0.0.1
-# (own config in a temporary directory) trust the exported CA, log in with the stock ssh
-# client, revoke the certificate through the exported KRL and watch sshd refuse it, rotate
-# the CA, and verify the audit log. Everything started is stopped by pid.
+# Gatehouse's main job, end to end, on loopback: a throwaway target sshd (own config in a
+# temporary directory) trusting Gatehouse's target CA, `gatehouse serve` in front of it, an
+# agent certificate minted with `gatehouse cert issue`, and a few commands through the bastion
+# with the stock ssh client: allowed, denied, unknown target, plain key. Everything started is
+# stopped by pid.
 set -euo pipefail
 GATEHOUSE=${1:?usage: demo.sh PATH-TO-gatehouse}
 work=$(mktemp -d /tmp/gatehouse-demo.XXXXXX)
 state="$work/state"
-sshd_pid=""
-cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null; rm -rf "$work"; }
+sshd_pid=""; serve_pid=""
+cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+  [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-gh() { echo "\$ gatehouse $*"; "$GATEHOUSE" "$@" --state "$state"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-step "Create the CA store (user, target, host, recording)"
-gh ca init
+step "CA store (user, target, host, recording) and the target CA for the target's sshd"
+"$GATEHOUSE" ca init --state "$state"
+"$GATEHOUSE" ca export target --state "$state" -o "$work/target_ca.pub"
 
-step "An agent key, certified for 10 minutes with scopes and a request context"
-ssh-keygen -q -t ed25519 -N '' -C agent -f "$work/agent"
-gh cert issue --ca user --public-key "$work/agent.pub" --key-id "agent:demo" --principal "$(id -un)" \
-  --ttl 10m --scopes ops-read --context "task=demo-1"
-gh cert inspect "$work/agent-cert.pub"
-
-step "A throwaway sshd on 127.0.0.1 trusting the exported user CA and the Gatehouse KRL"
-gh ca export user -o "$work/trusted_user_ca"
-gh ca export krl -o "$work/revoked.krl"
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+step "A throwaway target: sshd on 127.0.0.1 trusting only the target CA"
+ssh-keygen -q -t ed25519 -N '' -f "$work/target_host_key"
+target_port=$(free_port)
 cat > "$work/sshd_config" <<CFG
-ListenAddress 127.0.0.1:$port
-HostKey $work/host_key
+ListenAddress 127.0.0.1:$target_port
+HostKey $work/target_host_key
 PidFile $work/sshd.pid
 UsePAM no
 StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 AuthorizedKeysFile none
-TrustedUserCAKeys $work/trusted_user_ca
-RevokedKeys $work/revoked.krl
+TrustedUserCAKeys $work/target_ca.pub
+LogLevel VERBOSE
 CFG
 mkdir -p /run/sshd
 /usr/sbin/sshd -f "$work/sshd_config" -E "$work/sshd.log"
 for _ in $(seq 100); do [ -s "$work/sshd.pid" ] && break; sleep 0.05; done
 sshd_pid=$(cat "$work/sshd.pid")
-login() {
-  ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    -o IdentitiesOnly=yes -i "$work/agent" -o CertificateFile="$work/agent-cert.pub" -p "$port" "$(id -un)@127.0.0.1" \
-    -- 'echo "  hello from $(hostname) as $(id -un)"'
+echo "  target sshd pid $sshd_pid on 127.0.0.1:$target_port"
+
+step "gatehouse serve: one target, one scope, everything else on embedded defaults"
+bastion_port=$(free_port)
+cat > "$work/gatehouse.yaml" <<CFG
+listen: ["127.0.0.1:$bastion_port"]
+state: $state
+host_keys: $work/hostkeys
+targets:
+  web-01:
+    address: 127.0.0.1
+    port: $target_port
+    login: $(id -un)
+    host_key: "$(cut -d' ' -f1,2 "$work/target_host_key.pub")"
+scopes:
+  ops-read:
+    targets: [web-01]
+    rights: [exec]
+    commands: ["uname -sr", "id -un", "echo {words...}", "uptime"]
+CFG
+sed 's/^/  /' "$work/gatehouse.yaml"
+"$GATEHOUSE" serve --config "$work/gatehouse.yaml" > "$work/serve.out" 2> "$work/serve.err" &
+serve_pid=$!
+for _ in $(seq 200); do grep -q "listening on" "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
+sed 's/^/  /' "$work/serve.out"
+
+step "An agent key and a 10-minute certificate with scope ops-read"
+ssh-keygen -q -t ed25519 -N '' -C agent -f "$work/agent"
+"$GATEHOUSE" cert issue --state "$state" --ca user --public-key "$work/agent.pub" --key-id "agent:demo" --principal agent \
+  --ttl 10m --scopes ops-read --context "task=demo-1" | sed 's/^/  /'
+grep "known_hosts:" "$work/serve.out" | sed 's/^known_hosts: //' > "$work/known_hosts"
+
+gh_ssh() {
+  ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" -o LogLevel=ERROR \
+    -o IdentitiesOnly=yes -i "${IDENTITY:-$work/agent}" -p "$bastion_port" "$@"
 }
+run() { printf '\n  $ ssh %s\n' "$*"; set +e; gh_ssh "$@" 2>&1 | sed 's/^/    /'; status=${PIPESTATUS[0]}; set -e; echo "    (exit status $status)"; }
 
-step "ssh with the Gatehouse-issued certificate"
-login
-grep -m1 "Accepted publickey" "$work/sshd.log" | sed 's/^/  sshd: /'
+step "Commands through the bastion (the host key is pinned from serve's output)"
+run web-01@127.0.0.1 -- uname -sr
+run web-01@127.0.0.1 -- id -un
+run web-01@127.0.0.1 -- echo "'hello; from the agent'"
+step "Refused before anything reaches the target"
+run web-01@127.0.0.1 -- 'rm -rf /tmp/x'
+run web-99@127.0.0.1 -- uptime
+ssh-keygen -q -t ed25519 -N '' -C plain -f "$work/plain"
+IDENTITY="$work/plain" run web-01@127.0.0.1 -- uptime
 
-step "Revoke it; the exported KRL makes sshd refuse it"
-serial=$(ssh-keygen -L -f "$work/agent-cert.pub" | awk '/Serial:/ {print $2}')
-gh cert revoke --serial "$serial" --ca user
-gh ca export krl -o "$work/revoked.krl"
-if login 2>/dev/null; then echo "  UNEXPECTED: revoked certificate accepted"; exit 1; else echo "  refused by sshd, as it should be"; fi
+step "The target's sshd log names the Gatehouse session and the agent"
+grep -m1 'Accepted certificate ID "gatehouse session=' "$work/sshd.log" | sed 's/^.*Accepted certificate ID/  Accepted certificate ID/'
 
-step "Rotate the user CA: init, then update (both keys trusted), then status"
-gh ca rotate user >/dev/null
-gh ca rotate user >/dev/null
-gh ca status
-
-step "The audit log holds every step, hash-chained"
-gh audit verify
+step "The audit log: every decision, hash-chained"
+python3 - "$state/audit.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["action"].startswith(("ssh.", "policy.", "session.")):
+        d = e["details"]
+        print(f'  {e["seq"]:>3} {e["action"]:<16} {e["outcome"]:<8} {d.get("request") or d.get("reason") or e["object"]}')
+PY
+"$GATEHOUSE" audit verify --state "$state" | sed 's/^/  /'

@@ -22,6 +22,7 @@ extension FrontConnection {
             audit("ssh.login", "user name", .refused, ["reason": "user name is not a valid target name", "user": String(user.prefix(80))])
             return denied
         }
+        targetName = user
         guard let key, let blob = LibSSHKeys.blob(of: key) else {
             failedAuthentications += 1
             audit("ssh.login", "target \"\(user)\"", .refused, ["reason": "key could not be read"])
@@ -40,19 +41,22 @@ extension FrontConnection {
                 details["cert_key_id"] = certificate.keyID
                 details["cert_serial"] = String(certificate.serial)
             }
-            audit("ssh.login", "target \"\(user)\"", .refused, details)
-            logger.info("login refused", metadata: ["reason": "\(refusal)", "target": "\(user)"])
+            logger.info("key refused", metadata: ["reason": "\(refusal)", "target": "\(user)"])
+            // Clients offer every key they hold, plain ones first; a refused probe is kept and
+            // audited with the connection's outcome, so one login is one decision in the log.
+            probeRefusals.append(details)
+            if signed { auditLoginRefusal(target: user) }
             return denied
         case .success(let validated):
             guard signed else { return Int32(SSH_AUTH_SUCCESS.rawValue) }
             agent = validated
-            targetName = user
             let c = validated.certificate
-            audit("ssh.login", "target \"\(user)\"", .success, [
-                "principals": c.principals.joined(separator: ","), "scopes": validated.permissions.scopes.joined(separator: ","),
-                "context": validated.permissions.context ?? "", "ca": c.signatureKey.fingerprint,
-                "valid_before": Timestamps.format(c.validBefore),
-            ])
+            var details = ["principals": c.principals.joined(separator: ","), "scopes": validated.permissions.scopes.joined(separator: ","),
+                           "context": validated.permissions.context ?? "", "ca": c.signatureKey.fingerprint,
+                           "valid_before": Timestamps.format(c.validBefore)]
+            if !probeRefusals.isEmpty { details["keys_refused_first"] = probeRefusals.map { "\($0["key"] ?? "?") (\($0["code"] ?? "?"))" }.joined(separator: ", ") }
+            probeRefusals.removeAll()
+            audit("ssh.login", "target \"\(user)\"", .success, details)
             logger.info("login accepted", metadata: ["key_id": "\(c.keyID)", "target": "\(user)"])
             releaseStartupSlot()
             return Int32(SSH_AUTH_SUCCESS.rawValue)
@@ -106,6 +110,15 @@ extension FrontConnection {
         default:
             return
         }
+    }
+
+    /// One audit event for a login that failed, naming the last refusal and every key tried.
+    func auditLoginRefusal(target: String) {
+        // The certificate's refusal says more than the plain keys offered beside it.
+        guard var details = probeRefusals.last(where: { $0["code"] != "not-a-certificate" }) ?? probeRefusals.last else { return }
+        if probeRefusals.count > 1 { details["keys_refused"] = probeRefusals.map { "\($0["key"] ?? "?") (\($0["code"] ?? "?"))" }.joined(separator: ", ") }
+        probeRefusals.removeAll()
+        audit("ssh.login", "target \"\(target)\"", .refused, details)
     }
 
     func refuseRequest(kind: String, detail: String) {

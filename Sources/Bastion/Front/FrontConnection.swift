@@ -24,6 +24,7 @@ final class FrontConnection {
     // Login state.
     private var holdsStartupSlot = true
     var failedAuthentications = 0
+    var probeRefusals: [[String: String]] = []
     static let maxAuthenticationAttempts = 6
     var agent: ValidatedCertificate?
     var targetName = ""
@@ -114,6 +115,7 @@ final class FrontConnection {
             if deadline.fired { break }
         }
         deadline.disarm()
+        if agent == nil { auditLoginRefusal(target: targetName.isEmpty ? "(none)" : targetName) }
         guard let start, let channel else {
             let reason: String
             if deadline.fired { reason = agent == nil ? "not authenticated within \(configuration.limits.loginGraceSeconds)s" : "no session started within \(configuration.limits.loginGraceSeconds)s" }
