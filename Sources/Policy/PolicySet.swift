@@ -131,6 +131,17 @@ public struct PolicySet: Sendable {
         }
     }
 
+    /// An exec request as the raw bytes that arrived: bytes that are not UTF-8 are refused with
+    /// the splitter's own rule before anything else looks at them.
+    public func decide(scopes names: [String], target: TargetDescriptor, execBytes bytes: [UInt8]) -> PolicyDecision {
+        if case .failure(let refusal) = ShellWords.split(bytes: bytes) {
+            let (reaching, unknown) = applicable(names, to: target)
+            return .deny(PolicyDenial(code: .command, reason: refusal.description, rule: refusal.code.rawValue,
+                                      scopesTried: reaching.map(\.name), unknownScopes: unknown, acceptedPatterns: []))
+        }
+        return decide(scopes: names, target: target, request: .exec(String(decoding: bytes, as: UTF8.self)))
+    }
+
     /// Whether input is recorded for this session: if any applicable scope asks for it.
     public func recordsInput(scopes names: [String], target: TargetDescriptor) -> Bool {
         applicable(names, to: target).scopes.contains { $0.recordInput }

@@ -46,6 +46,7 @@ final class BastionFixture: @unchecked Sendable {
         MaxSessions 50
         LogLevel VERBOSE
         AcceptEnv GATEHOUSE_TEST LD_PRELOAD
+        Subsystem sftp internal-sftp
         """.write(to: directory.appendingPathComponent("sshd_config"), atomically: true, encoding: .utf8)
         mkdir("/run/sshd", 0o755)
         targetPid = try spawnDaemon("/usr/sbin/sshd", ["-D", "-f", "\(d)/sshd_config", "-E", "\(d)/sshd.log"])
@@ -54,6 +55,9 @@ final class BastionFixture: @unchecked Sendable {
         let hostKey = try String(contentsOf: directory.appendingPathComponent("host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let otherHostKey = try String(contentsOf: directory.appendingPathComponent("other_host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         try "[127.0.0.1]:\(targetPort) \(hostKey)\n".write(to: directory.appendingPathComponent("known_hosts"), atomically: true, encoding: .utf8)
+        // Prints the argv it received, as Python's repr of the list: the target-side witness.
+        try "#!/usr/bin/env python3\nimport sys\nsys.stdout.buffer.write(repr(sys.argv[1:]).encode())\n".write(to: directory.appendingPathComponent("argv-dump"), atomically: true, encoding: .utf8)
+        chmod(directory.appendingPathComponent("argv-dump").path, 0o755)
         let downPort = try freePort()
         let yaml = """
         listen: ["127.0.0.1:\(bastionPort)"]
@@ -104,7 +108,7 @@ final class BastionFixture: @unchecked Sendable {
               - "sleep {n: 1..600}"
               - "sh -c {script}"
               - "head -c {n: 1..2000000000} /dev/zero"
-        \(extraScopes)
+        \(extraScopes.replacingOccurrences(of: "@DIR@", with: d))
         """
         try yaml.write(to: directory.appendingPathComponent("gatehouse.yaml"), atomically: true, encoding: .utf8)
         var configuration = try BastionConfiguration.load(file: directory.appendingPathComponent("gatehouse.yaml").path)

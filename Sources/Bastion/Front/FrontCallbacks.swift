@@ -34,7 +34,9 @@ enum FrontCallbacks {
             FrontCallbacks.connection(userdata).startRequest(.shell)
         }
         callbacks.pointee.channel_exec_request_function = { _, _, command, userdata in
-            FrontCallbacks.connection(userdata).startRequest(.exec(command.map { String(cString: $0) } ?? ""))
+            // Raw bytes, not String(cString:), which would repair invalid UTF-8 before policy sees it.
+            let bytes = command.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0)).bindMemory(to: UInt8.self)) } ?? []
+            return FrontCallbacks.connection(userdata).execRequest(bytes)
         }
         callbacks.pointee.channel_subsystem_request_function = { _, _, name, userdata in
             FrontCallbacks.connection(userdata).startRequest(.subsystem(name.map { String(cString: $0) } ?? ""))

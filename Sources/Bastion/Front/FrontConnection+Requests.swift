@@ -80,6 +80,27 @@ extension FrontConnection {
         targetExitSignal = (signal, core, message, language)
     }
 
+    /// An exec request's bytes. libssh hands the command over as a C string, so a command with
+    /// an embedded NUL arrives cut at the NUL: what is checked and sent is that prefix, never
+    /// the tail (docs/bastion.md). Bytes that are not UTF-8 are refused here with the splitter's
+    /// rule, before any repair could change them.
+    func execRequest(_ bytes: [UInt8]) -> Int32 {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            guard start == nil, agent != nil else { return Self.refused }
+            let target = configuration.targets[targetName]
+            guard let target else { return startRequest(.exec(String(decoding: bytes, as: UTF8.self))) }
+            if case .deny(let denial) = configuration.policy.decide(scopes: scopes, target: target.descriptor, execBytes: bytes) {
+                audit("policy.decision", "exec", .refused, ["target": target.name, "request": String(decoding: bytes, as: UTF8.self), "code": denial.code.rawValue,
+                                                            "reason": denial.reason, "rule": denial.rule ?? "", "scopes": scopes.joined(separator: ",")])
+                plan = .refuse(message: denial.message, exitStatus: PolicyDenial.exitStatus)
+                start = .exec(String(decoding: bytes, as: UTF8.self))
+                return Self.accepted
+            }
+            return Self.refused
+        }
+        return startRequest(.exec(text))
+    }
+
     /// exec, shell or subsystem: decided here, against the target and the certificate's scopes.
     /// A refused exec or shell is accepted at the SSH level and answered with the reason on
     /// stderr and exit status 77 (255 for an unknown target), so the agent learns why; a refused
