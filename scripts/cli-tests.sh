@@ -142,6 +142,10 @@ pc_config_deny() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yam
 check "policy check --config: a denial with unknown scopes reported and the JSON line" pc_config_deny
 pc_config_bad() { printf 'scopes:\n  a:\n    targets: [x]\n    rights: [fly]\n' > "$work/bad.yaml"; err=$("$GATEHOUSE" policy check --config "$work/bad.yaml" --scopes a --target x -- id 2>&1); [ $? -ne 0 ] && grep -q "bad.yaml:4:.*scopes.a.rights: unknown right" <<<"$err"; }
 check "policy check --config: a configuration mistake names file, line and key" pc_config_bad
+pc_cert() { "$GATEHOUSE" cert issue --ca-key "$work/ca" --public-key "$work/agent.pub" --key-id pc-agent --principal agent --scopes ops-read -o "$work/pc-cert.pub" >/dev/null \
+  && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --cert "$work/pc-cert.pub" --target web-01 -- 'systemctl status nginx'); [ $? -eq 0 ] \
+  && grep -q '^scopes:   ops-read (from' <<<"$out" && grep -q '^decision: allow$' <<<"$out"; }
+check "policy check --cert: scopes read from the certificate" pc_cert
 
 # ---- the demo, end to end: a real sshd trusts `ca export user`, refuses after `ca export krl` ----
 ca_tour_runs() { out=$("$(dirname "$0")/ca-tour.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }

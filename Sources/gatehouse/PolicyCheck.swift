@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Bastion
 import Policy
+import SSHCertificates
 
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check commands against allowlists.", subcommands: [PolicyCheck.self])
@@ -17,6 +19,7 @@ struct PolicyCheck: ParsableCommand {
     @Option(name: .customLong("patterns-file"), help: "A file with one pattern per line (# comments).") var patternsFile: String?
     @Option(help: "A Gatehouse configuration file whose scopes: section to use (with --scopes and --target).") var config: String?
     @Option(help: "Comma-separated scope names, as in the certificate's scopes@gatehouse.") var scopes: String?
+    @Option(help: "A certificate whose scopes@gatehouse to use instead of --scopes.") var cert: String?
     @Option(help: "The target name.") var target: String?
     @Option(name: .customLong("label"), help: "A target label key=value (repeatable).") var labels: [String] = []
     @Argument(parsing: .captureForPassthrough, help: "The exec string (as one argument, or words joined with spaces).") var command: [String] = []
@@ -51,21 +54,34 @@ struct PolicyCheck: ParsableCommand {
 
     /// The same decision the server makes for an exec request: scopes, target, command.
     func checkAgainstConfig(_ path: String, exec: String) throws {
-        guard let scopes, let target else { throw CLIError("--config needs --scopes and --target") }
-        let policy: PolicySet
-        do { policy = try PolicySet.parse(yaml: try readFile(path), file: path) } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
-        var labelMap: [String: String] = [:]
+        guard let target, scopes != nil || cert != nil else { throw CLIError("--config needs --scopes (or --cert) and --target") }
+        // The whole file, validated as `gatehouse serve` validates it; targets give their labels.
+        let configuration: BastionConfiguration
+        do { configuration = try BastionConfiguration.load(file: path) } catch { throw CLIError("\(error)") }
+        let policy = configuration.policy
+        var names: [String] = scopes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+        if let cert {
+            let text = try readFile(cert)
+            do {
+                let certificate = try SSHCertificate(openSSHLine: text.trimmingCharacters(in: .whitespacesAndNewlines))
+                names = try CertificatePermissions(certificate: certificate).scopes
+                print("scopes:   \(names.joined(separator: ",")) (from \(cert), key id \"\(certificate.keyID)\")")
+            } catch { throw CLIError("\(cert): \(error)") }
+        }
+        var labelMap: [String: String] = configuration.targets[target]?.labels ?? [:]
+        if configuration.targets[target] == nil && !configuration.targets.isEmpty {
+            print("note:     target \"\(target)\" is not in \(path); the server would answer: no target named \"\(target)\" (exit status 255)")
+        }
         for l in labels {
             guard let eq = l.firstIndex(of: "=") else { throw CLIError("--label \"\(l)\" is not key=value") }
             labelMap[String(l[..<eq])] = String(l[l.index(after: eq)...])
         }
-        let names = scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let descriptor = TargetDescriptor(name: target, labels: labelMap)
         switch policy.decide(scopes: names, target: descriptor, request: .exec(exec)) {
         case .allow(let scope, let line):
             print("decision: allow")
             print("scope:    \(scope)")
-            print("login:    \(policy.login(scopes: names, target: descriptor) ?? "(target default)")")
+            print("login:    \(policy.login(scopes: names, target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
             print("sent:     \(line ?? "")")
         case .deny(let denial):
             print("decision: deny (exit status \(PolicyDenial.exitStatus) on the server)")
