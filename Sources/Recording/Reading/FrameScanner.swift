@@ -46,8 +46,11 @@ final class FrameScanner {
     let fileSize: UInt64
     private let fd: Int32
     private let trackChain: Bool
-    private var buffer: [UInt8] = []
+    /// Read buffer: bytes `bufferStart..<bufferEnd` are file bytes not consumed yet. Allocated once
+    /// (grown only for a record larger than it) and filled by read(2) in place.
+    private var buffer = [UInt8](repeating: 0, count: FrameScanner.chunk)
     private var bufferStart = 0
+    private var bufferEnd = 0
     private(set) var offset: UInt64
     private(set) var position: UInt64
     private(set) var chainHash: [UInt8]
@@ -130,28 +133,30 @@ final class FrameScanner {
         return .frame(frame)
     }
 
-    private var available: Int { buffer.count - bufferStart }
+    private var available: Int { bufferEnd - bufferStart }
 
     /// Makes `count` bytes available from `bufferStart`; false at end of file.
     private func ensure(_ count: Int) throws(RecordingReadError) -> Bool {
         if available >= count { return true }
         if bufferStart > 0 {
-            buffer.removeSubrange(0..<bufferStart)
+            let (from, length) = (bufferStart, available)
+            buffer.withUnsafeMutableBytes { raw in
+                if length > 0 { memmove(raw.baseAddress!, raw.baseAddress! + from, length) }
+            }
             bufferStart = 0
+            bufferEnd = length
         }
-        while buffer.count < count {
-            let want = max(Self.chunk, count - buffer.count)
-            let old = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: want))
-            let got = buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + old, want) }
+        if count > buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: count - buffer.count)) }
+        while bufferEnd < count {
+            let end = bufferEnd
+            let got = buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + end, raw.count - end) }
             if got < 0 {
                 let code = errno
-                buffer.removeLast(want)
                 if code == EINTR { continue }
                 throw .io(path: path, offset: offset, reason: ErrnoName.describe(code))
             }
-            buffer.removeLast(want - got)
             if got == 0 { return false }
+            bufferEnd += got
         }
         return true
     }

@@ -38,7 +38,9 @@ public enum RecordingRecovery {
         let file = try RecordingFile(recovering: path)
         defer { file.close() }
         let scan: RecordingScan
-        do { scan = try RecordingScan.run(path: path) } catch {
+        do { scan = try RecordingScan.run(path: path) } catch let failure as RecordingScan.HeaderFailure {
+            throw .unreadable(path: path, reason: "\(failure.problem)")
+        } catch {
             throw .unreadable(path: path, reason: "\(error)")
         }
         if let end = scan.end, scan.problems.isEmpty { return .alreadyClosed(end) }

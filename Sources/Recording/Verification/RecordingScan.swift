@@ -26,22 +26,32 @@ struct RecordingScan {
     var tornTail: (offset: UInt64, damage: FrameDamage)?
     var fileSize: UInt64
 
-    static func run(path: String, trustedKeys: [SSHPublicKey]? = nil) throws(RecordingReadError) -> RecordingScan {
+    /// A header that cannot be read ends the scan before there is a recording to describe.
+    struct HeaderFailure: Error { var problem: VerificationProblem }
+
+    static func run(path: String, trustedKeys: [SSHPublicKey]? = nil) throws -> RecordingScan {
         let scanner = try FrameScanner(path: path, trackChain: true)
+        func fail(_ kind: VerificationProblem.Kind, _ offset: UInt64, _ message: String) -> HeaderFailure {
+            HeaderFailure(problem: VerificationProblem(kind: kind, record: 0, offset: offset, message: message))
+        }
         let first: Frame
         switch try scanner.next() {
-        case .end: throw .damaged(record: 0, offset: scanner.offset, reason: "the file ends before the header record")
-        case .damage(_, let offset, let damage): throw .damaged(record: 0, offset: offset, reason: RecordingReader.describe(damage))
+        case .end: throw fail(.truncated, scanner.offset, "the file ends before the header record")
+        case .damage(_, let offset, let damage):
+            let kind: VerificationProblem.Kind = RecordingReader.isTornTail(damage) ? .truncated : .headChecksum
+            throw fail(kind, offset, "header: " + RecordingReader.describe(damage))
         case .frame(let frame): first = frame
         }
-        guard first.payloadIntact else { throw .damaged(record: 0, offset: first.offset, reason: "header payload checksum mismatch") }
+        guard first.payloadIntact else {
+            throw fail(.payloadChecksum, first.offset, "header payload checksum mismatch (stored \(hex32(first.storedPayloadCRC)), computed \(hex32(first.computedPayloadCRC))): the header was altered")
+        }
         guard first.head.typeByte == RecordType.header.rawValue, first.head.sequence == 0 else {
-            throw .damaged(record: 0, offset: first.offset, reason: "the first record is not the header")
+            throw fail(.malformedRecord, first.offset, "the first record is not the header")
         }
         let headerRecord: HeaderRecord
         let key: SSHPublicKey
         do { headerRecord = try HeaderRecord.decode(first.payload); key = try headerRecord.publicKey() } catch {
-            throw .damaged(record: 0, offset: first.offset, reason: "\(error)")
+            throw fail(.malformedRecord, first.offset, "\(error)")
         }
         var scan = RecordingScan(header: headerRecord.session, headerKey: key, chainHash: first.chainHash,
                                  goodEnd: first.end, fileSize: scanner.fileSize)

@@ -46,8 +46,8 @@ public enum RecordingVerifier {
         let scan: RecordingScan
         do { scan = try RecordingScan.run(path: path, trustedKeys: trustedKeys) } catch {
             let problem: VerificationProblem = switch error {
-            case .damaged(let record, let offset, let reason): VerificationProblem(kind: .malformedRecord, record: record, offset: offset, message: reason)
-            case .notARecording(_, let reason): VerificationProblem(kind: .notARecording, record: nil, offset: 0, message: "not a Gatehouse recording: \(reason)")
+            case let failure as RecordingScan.HeaderFailure: failure.problem
+            case RecordingReadError.notARecording(_, let reason): VerificationProblem(kind: .notARecording, record: nil, offset: 0, message: "not a Gatehouse recording: \(reason)")
             default: VerificationProblem(kind: .notARecording, record: nil, offset: nil, message: "\(error)")
             }
             return VerificationReport(path: path, header: nil, recordingKey: nil, end: nil, verifiedRecords: 0, signedThrough: nil,
