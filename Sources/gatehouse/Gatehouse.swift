@@ -5,7 +5,7 @@ struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
-        subcommands: [CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self])
+        subcommands: [CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self, SessionsCommand.self, ReplayCommand.self, ExportCommand.self, VerifyCommand.self])
 }
 
 struct CertCommand: ParsableCommand {
