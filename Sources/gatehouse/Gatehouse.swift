@@ -5,7 +5,8 @@ struct Gatehouse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
-        subcommands: [ServeCommand.self, CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self])
+        subcommands: [ServeCommand.self, CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self,
+                      SessionsCommand.self, ReplayCommand.self, ExportCommand.self, VerifyCommand.self])
 }
 
 struct CertCommand: ParsableCommand {

@@ -1,0 +1,49 @@
+/// What `sessions list` shows without opening the recording: one line of the session index.
+public struct RecordingSummary: Sendable, Equatable, Codable {
+    public var recordingID: String
+    public var sessionID: String
+    public var channel: Int
+    public var subject: String
+    public var target: String
+    public var login: String
+    public var command: String?
+    public var scopes: [String]
+    public var context: String
+    public var sourceAddress: String
+    public var certificateKeyID: String
+    public var certificateSerial: UInt64
+    public var inputRecorded: Bool
+    public var startTimeMicros: UInt64
+    public var durationMicros: UInt64
+    /// "normal", "crash", "recorder-failure"; for recordings without an end: "live" (a writer
+    /// holds the file) or "unfinished" (needs recovery).
+    public var state: String
+    public var exitStatus: UInt32?
+    public var exitSignal: String?
+    public var totals: StreamTotals
+    public var recordCount: UInt64
+    /// Hex SHA-256 chain hash through the last record.
+    public var finalHash: String
+    public var fileSize: UInt64
+
+    public var commandDescription: String { command ?? "shell" }
+
+    init(header: SessionHeader, recordingID: String, end: RecordingEnd?, state: String? = nil, durationMicros: UInt64,
+         exit: ExitOutcome?, totals: StreamTotals, recordCount: UInt64, finalHash: String, fileSize: UInt64) {
+        self.recordingID = recordingID; sessionID = header.sessionID; channel = header.channel
+        subject = header.subject; target = header.target; login = header.login; command = header.command
+        scopes = header.scopes; context = header.context; sourceAddress = header.sourceAddress
+        certificateKeyID = header.certificateKeyID; certificateSerial = header.certificateSerial
+        inputRecorded = header.inputRecorded
+        startTimeMicros = header.startTimeMicros; self.durationMicros = durationMicros
+        self.state = state ?? end?.rawValue ?? "unfinished"
+        switch exit {
+        case .status(let code)?: exitStatus = code
+        case .signal(let name, _)?: exitSignal = name
+        case nil: break
+        }
+        self.totals = totals; self.recordCount = recordCount
+        self.finalHash = finalHash
+        self.fileSize = fileSize
+    }
+}

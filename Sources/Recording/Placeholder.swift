@@ -1,2 +1,0 @@
-// The recording module; its code arrives with the recording work (issue 5).
-enum RecordingModule {}

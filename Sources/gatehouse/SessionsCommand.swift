@@ -1,0 +1,136 @@
+import ArgumentParser
+import Audit
+import Foundation
+import Recording
+
+/// `--recordings DIR`, shared by sessions, replay, export and verify.
+struct RecordingsOptions: ParsableArguments {
+    @Option(help: "The recordings directory.") var recordings: String = "./var/gatehouse/recordings"
+
+    func index() throws -> SessionIndex {
+        do { return try SessionIndex.load(directory: recordings) } catch { throw CLIError("\(error)") }
+    }
+
+    /// A recording by id ("<session>-ch<n>"), by session id, or by path.
+    func resolve(_ id: String) throws -> String {
+        if id.contains("/"), FileManager.default.fileExists(atPath: id) { return id }
+        for candidate in [id, id + "-ch0"] {
+            let path = RecordingFiles.path(directory: recordings, recordingID: candidate)
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        if let summary = try index().find(id) { return RecordingFiles.path(directory: recordings, recordingID: summary.recordingID) }
+        throw CLIError("no recording \"\(id)\" in \(recordings) (try `gatehouse sessions list --recordings \(recordings)`)")
+    }
+}
+
+struct SessionsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sessions", abstract: "List and show recorded sessions.",
+                                                    subcommands: [SessionsList.self, SessionsShow.self])
+}
+
+struct SessionsList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List recorded sessions, oldest first.")
+    @OptionGroup var store: RecordingsOptions
+    @Option(help: "Only sessions of this subject.") var subject: String?
+    @Option(help: "Only sessions to this target.") var target: String?
+    @Option(help: "Only sessions granted this scope.") var scope: String?
+    @Option(help: "Started at or after (ISO 8601, or Unix seconds).") var since: String?
+    @Option(help: "Started at or before (ISO 8601, or Unix seconds).") var until: String?
+    @Option(name: .customLong("exit-status"), help: "Only sessions that exited with this status.") var exitStatus: UInt32?
+    @Option(help: "Only sessions whose command contains this text (\"shell\" for interactive ones).") var command: String?
+    @Option(help: "Only sessions in this state: normal, crash, recorder-failure, live, unfinished.") var state: String?
+    @Flag(help: "One JSON object per line instead of a table.") var json = false
+
+    func run() throws {
+        let filter = SessionFilter(subject: subject, target: target, scope: scope, sinceMicros: try since.map(parseTime),
+                                   untilMicros: try until.map(parseTime), exitStatus: exitStatus, commandContains: command, state: state)
+        let index = try store.index()
+        let sessions = index.list(filter)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            for summary in sessions { print(String(decoding: try encoder.encode(summary), as: UTF8.self)) }
+            return
+        }
+        let rows = sessions.map { s -> [String] in
+            [s.recordingID, formatTime(s.startTimeMicros), formatDuration(s.durationMicros), s.subject, s.target,
+             s.exitStatus.map(String.init) ?? s.exitSignal.map { "SIG\($0)" } ?? "-", s.state,
+             "\(s.totals.stdout + s.totals.stderr)", s.commandDescription]
+        }
+        printTable(["ID", "START", "DURATION", "SUBJECT", "TARGET", "EXIT", "STATE", "OUT BYTES", "COMMAND"], rows)
+        if !index.skippedLines.isEmpty {
+            FileHandle.standardError.write(Data("warning: \(SessionIndex.fileName) lines \(index.skippedLines) are damaged and were skipped\n".utf8))
+        }
+    }
+}
+
+struct SessionsShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one session: header, outcome and its audit events.")
+    @OptionGroup var store: RecordingsOptions
+    @Option(help: "The state directory holding the audit log.") var state: String = "./var/gatehouse"
+    @Argument(help: "Recording id (<session>-ch<n>) or session id.") var id: String
+
+    func run() throws {
+        let path = try store.resolve(id)
+        let reader: RecordingReader
+        do { reader = try RecordingReader(path: path, allowTornTail: true) } catch { throw CLIError("\(error)") }
+        let h = reader.header
+        let summary = try store.index().find(h.recordingID)
+        var lines: [(String, String)] = [
+            ("recording", path), ("session", "\(h.sessionID) channel \(h.channel)"), ("subject", h.subject),
+            ("certificate", "key id \"\(h.certificateKeyID)\", serial \(h.certificateSerial)"),
+            ("scopes", h.scopes.joined(separator: ",")), ("context", h.context), ("source", h.sourceAddress),
+            ("target", "\(h.login)@\(h.target)"), ("command", h.commandDescription),
+            ("terminal", "\(h.terminalType ?? "none") \(h.columns)x\(h.rows)"), ("started", formatTime(h.startTimeMicros)),
+            ("input recorded", h.inputRecorded ? "yes" : "no"), ("recording key", reader.recordingKey.fingerprint),
+        ]
+        if let s = summary {
+            lines += [("state", s.state), ("duration", formatDuration(s.durationMicros)),
+                      ("exit", s.exitStatus.map { "status \($0)" } ?? s.exitSignal.map { "signal \($0)" } ?? "-"),
+                      ("bytes", "stdin \(s.totals.stdin), stdout \(s.totals.stdout), stderr \(s.totals.stderr)"),
+                      ("records", "\(s.recordCount)"), ("final hash", s.finalHash.isEmpty ? "-" : s.finalHash)]
+        }
+        let width = lines.map(\.0.count).max() ?? 0
+        for (key, value) in lines { print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)") }
+        let auditPath = state + "/audit.log"
+        guard FileManager.default.fileExists(atPath: auditPath) else { print("\naudit: no audit log at \(auditPath)"); return }
+        let records = (try? AuditLog.records(path: auditPath)) ?? []
+        let related = records.filter { r in
+            [h.sessionID, h.recordingID].contains { r.event.object == $0 || r.event.details.values.contains($0) }
+        }
+        print("\naudit events (\(related.count)):")
+        for r in related {
+            let details = r.event.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            print("  #\(r.seq) \(r.time) \(r.event.action) \(r.event.outcome.rawValue) \(r.event.object) \(details)")
+        }
+    }
+}
+
+/// "2026-11-22T17:00:00Z" or Unix seconds → µs since the epoch.
+func parseTime(_ text: String) throws -> UInt64 {
+    if let seconds = Double(text), seconds >= 0 { return UInt64(seconds * 1_000_000) }
+    let formatter = ISO8601DateFormatter()
+    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {
+        formatter.formatOptions = options
+        if let date = formatter.date(from: text) { return UInt64(max(0, date.timeIntervalSince1970) * 1_000_000) }
+    }
+    throw CLIError("\"\(text)\" is not a time: use ISO 8601 (2026-11-22T17:00:00Z, 2026-11-22) or Unix seconds")
+}
+
+func formatTime(_ micros: UInt64) -> String {
+    ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(micros / 1_000_000)))
+}
+
+func formatDuration(_ micros: UInt64) -> String {
+    let seconds = micros / 1_000_000
+    return seconds >= 3600 ? String(format: "%dh%02dm%02ds", seconds / 3600, seconds / 60 % 60, seconds % 60)
+        : String(format: "%dm%02d.%01ds", seconds / 60, seconds % 60, micros / 100_000 % 10)
+}
+
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+        print(cells.joined(separator: "  "))
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+@testable import Recording
+import SSHCertificates
+
+/// Real file-system failures on real mounts: a full tmpfs (ENOSPC) and a read-only one (EROFS).
+final class RecordingFailureTests: XCTestCase {
+    private func mountTmpfs(options: String) throws -> String {
+        let point = FileManager.default.temporaryDirectory.appendingPathComponent("ghrec-mnt-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: point, withIntermediateDirectories: true)
+        let status = run("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", point])
+        if status != 0 {
+            try? FileManager.default.removeItem(atPath: point)
+            throw XCTSkip("cannot mount a tmpfs here (needs root): mount exited \(status)")
+        }
+        addTeardownBlock {
+            _ = self.run("/bin/umount", [point])
+            try? FileManager.default.removeItem(atPath: point)
+        }
+        return point
+    }
+
+    private func run(_ tool: String, _ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func testDiskFullFailsClosedWithENOSPCAndLeavesAVerifiableFile() throws {
+        let mount = try mountTmpfs(options: "size=512k,mode=0700")
+        let clock = ManualClock()
+        let writer = try RecordingWriter(directory: mount, header: sampleHeader(), signer: testSigner, clock: clock.read, options: noIndex())
+        let chunk = pseudoRandomBytes(32 * 1024, seed: 4)
+        var thrown: RecordingWriteError?
+        for _ in 0..<64 {
+            do {
+                try writer.append(.stdout, chunk)
+                clock.advance(seconds: 0.6)
+                try writer.flushIfDue()
+            } catch { thrown = error; break }
+        }
+        let error = try XCTUnwrap(thrown, "a 512 KiB file system took 2 MiB")
+        XCTAssertEqual(error.errnoValue, ENOSPC)
+        XCTAssertTrue(error.description.contains("ENOSPC"), error.description)
+        XCTAssertEqual(writer.failure, error)
+        // Poisoned: everything after the failure throws, naming the first failure.
+        XCTAssertThrowsError(try writer.append(.stdout, [1])) { XCTAssertEqual($0 as? RecordingWriteError, .poisoned(first: error)) }
+        XCTAssertThrowsError(try writer.flushIfDue())
+        XCTAssertThrowsError(try writer.finish())
+        // The file was cut back to the last good record and closed by a signed recorder-failure trailer.
+        let report = RecordingVerifier.verify(path: writer.path, trustedKeys: [testSigner.publicKey])
+        XCTAssertTrue(report.isIntact, report.verdict)
+        XCTAssertEqual(report.end, .recorderFailure)
+    }
+
+    func testReadOnlyDirectoryRefusesTheSessionUpFront() throws {
+        let mount = try mountTmpfs(options: "size=64k,ro")
+        XCTAssertThrowsError(try RecordingWriter(directory: mount, header: sampleHeader(), signer: testSigner)) { error in
+            let writeError = error as? RecordingWriteError
+            XCTAssertEqual(writeError?.errnoValue, EROFS)
+            XCTAssertTrue("\(error)".contains("cannot create recording") && "\(error)".contains("EROFS"), "\(error)")
+        }
+    }
+
+    func testMissingDirectoryNamesENOENT() {
+        XCTAssertThrowsError(try RecordingWriter(directory: "/nonexistent-\(UUID().uuidString)", header: sampleHeader(), signer: testSigner)) { error in
+            XCTAssertEqual((error as? RecordingWriteError)?.errnoValue, ENOENT)
+        }
+    }
+}
