@@ -38,7 +38,7 @@ let package = Package(
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
-            "CLibSSH", "SSHCertificates", "CertificateAuthority", "Policy", "Audit",
+            "CLibSSH", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
-        .testTarget(name: "BastionTests", dependencies: ["Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit"]),
+        .testTarget(name: "BastionTests", dependencies: ["Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -63,6 +63,7 @@ final class BastionFixture: @unchecked Sendable {
         listen: ["127.0.0.1:\(bastionPort)"]
         state: \(state)
         host_keys: \(d)/hostkeys
+        recordings: \(d)/recordings
         limits:
           login_grace: \(loginGrace)s
           max_unauthenticated: \(maxUnauthenticated)

@@ -64,6 +64,7 @@ extension FrontConnection {
         guard columns >= 0, rows >= 0, columns < 10_000, rows < 10_000 else { return Self.refused }
         pty?.columns = columns
         pty?.rows = rows
+        if let recorder, (try? recorder.resize(cols: Int(columns), rows: Int(rows))) == nil { recordingFailed = true }
         if let channel = target?.channel { ssh_channel_change_pty_size(channel, columns, rows) }
         return Self.accepted
     }

@@ -2,6 +2,7 @@ import Audit
 import CLibSSH
 import Foundation
 import Policy
+import Recording
 import SSHCertificates
 
 extension FrontConnection {
@@ -16,12 +17,37 @@ extension FrontConnection {
             let summary = SessionSummary(sessionID: sessionID, peer: peer, target: targetConfiguration.name, login: login, keyID: certificate.keyID,
                                          serial: certificate.serial, principals: certificate.principals, scopes: scopes,
                                          context: agent.permissions.context, request: start.auditText, terminal: pty?.term, startedAt: began)
+            // No recording, no session: the recorder exists before the target is contacted.
+            let recordsInput = configuration.policy.recordsInput(scopes: scopes, target: targetConfiguration.descriptor)
+            let recorder: RecordingWriter
+            do {
+                var command: String?
+                switch start {
+                case .exec(let c): command = c
+                case .shell: command = nil
+                case .subsystem(let name): command = "subsystem \(name)"
+                }
+                let header = SessionHeader(sessionID: sessionID, certificateKeyID: certificate.keyID, certificateSerial: certificate.serial,
+                                           scopes: scopes, context: agent.permissions.context ?? "", subject: certificate.principals.joined(separator: ","),
+                                           sourceAddress: peer, target: targetConfiguration.name, login: login, command: command,
+                                           terminalType: pty?.term, columns: Int(pty?.columns ?? 0), rows: Int(pty?.rows ?? 0), inputRecorded: recordsInput)
+                context.authorities.refresh()
+                recorder = try RecordingWriter(directory: configuration.recordingDirectory, header: header, signer: context.authorities.signingKey(.recording))
+            } catch {
+                audit("session.recording", "target \"\(targetConfiguration.name)\"", .failure, ["reason": "\(error)", "request": start.auditText])
+                logger.error("recording could not start; session refused", metadata: ["error": "\(error)"])
+                finishFront(channel, event: event, stderr: "gatehouse: the session cannot be recorded (\(error)), so it is refused.\n", exitStatus: 255)
+                return
+            }
+            self.recorder = recorder
+            self.recordsInput = recordsInput
             let target: TargetConnection
             do {
                 target = try openTarget(targetConfiguration, login: login, start: start)
             } catch {
                 audit("session.target", "target \"\(targetConfiguration.name)\"", .failure, ["reason": error.description, "code": error.code, "request": start.auditText])
                 logger.warning("target session failed", metadata: ["target": "\(targetConfiguration.name)", "error": "\(error)"])
+                finishRecording(exitStatus: nil, exitSignal: nil, marker: "target failed: \(error)")
                 finishFront(channel, event: event, stderr: "gatehouse: \(error).\n", exitStatus: 255)
                 return
             }
@@ -35,6 +61,7 @@ extension FrontConnection {
             let limits = configuration.policy.applicable(scopes, to: targetConfiguration.descriptor).scopes
             let ending = relay(front: channel, event: event, target: target,
                                maxDuration: limits.compactMap(\.maxDuration).min(), idleTimeout: limits.compactMap(\.idleTimeout).min())
+            let recording = finishRecording(exitStatus: ending.exitStatus, exitSignal: ending.exitSignal, marker: ending.clean ? nil : ending.reason)
             let outcome = SessionOutcome(exitStatus: ending.exitStatus, exitSignal: ending.exitSignal, reason: ending.reason,
                                          bytesIn: bytesIn, bytesOut: bytesOut, bytesErr: bytesErr, duration: Date().timeIntervalSince(began))
             context.connections.sessionEnded()
@@ -43,9 +70,26 @@ extension FrontConnection {
                 "reason": ending.reason, "exit_status": ending.exitStatus.map { String($0) } ?? "", "exit_signal": ending.exitSignal ?? "",
                 "bytes_stdin": String(bytesIn), "bytes_stdout": String(bytesOut), "bytes_stderr": String(bytesErr),
                 "duration_ms": String(Int(outcome.duration * 1000)),
+                "recording": recording?.path ?? "", "recording_hash": recording?.finalHash ?? "", "input_recorded": String(recordsInput),
             ])
             logger.info("session ended", metadata: ["reason": "\(ending.reason)", "exit": "\(ending.exitStatus.map { String($0) } ?? ending.exitSignal ?? "-")"])
             ssh_event_remove_session(event, target.session)
+        }
+    }
+
+    /// Closes the recording with the session's outcome; a failure here is audited (the bytes
+    /// written so far stay verifiable up to the last flush).
+    @discardableResult
+    func finishRecording(exitStatus: Int32?, exitSignal: String?, marker: String?) -> RecordingOutcome? {
+        guard let recorder else { return nil }
+        self.recorder = nil
+        do {
+            if let marker { try recorder.marker(marker) }
+            if let exitSignal { try recorder.exit(signal: exitSignal) } else if let exitStatus { try recorder.exit(status: UInt32(bitPattern: exitStatus)) }
+            return try recorder.finish()
+        } catch {
+            audit("session.recording", "recording \(recorder.recordingID)", .failure, ["reason": "\(error)", "path": recorder.path])
+            return nil
         }
     }
 

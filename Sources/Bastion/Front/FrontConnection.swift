@@ -3,6 +3,7 @@ import CLibSSH
 import Foundation
 import Logging
 import Policy
+import Recording
 import SSHCertificates
 
 /// One agent connection, from TCP accept to the end of its session, on its own thread. libssh
@@ -41,6 +42,10 @@ final class FrontConnection {
     var targetExitStatus: Int32?
     var targetExitSignal: (signal: String, core: Bool, message: String, language: String)?
     var bytesIn: UInt64 = 0, bytesOut: UInt64 = 0, bytesErr: UInt64 = 0
+    var recorder: RecordingWriter?
+    var recordsInput = true
+    /// Set when the recorder failed outside the relay loop (a resize); the loop ends the session.
+    var recordingFailed = false
 
     init(session: ssh_session, context: ServerContext) {
         self.session = session

@@ -1,5 +1,6 @@
 import CLibSSH
 import Foundation
+import Recording
 
 /// How a relayed session ended.
 struct RelayEnding {
@@ -32,8 +33,11 @@ extension FrontConnection {
         var lastActivity = began, lastKeepalive = began
         let keepalive = TimeInterval(configuration.limits.keepaliveSeconds)
 
-        /// Moves what the destination can take now; returns bytes moved, or nil on a dead channel.
-        func pump(from source: ssh_channel, stderr: Bool, to destination: ssh_channel, asStderr: Bool) -> Int? {
+        var recordingError: RecordingWriteError?
+        /// Moves what the destination can take now; returns bytes moved, or nil on a dead channel
+        /// or a recorder failure. Bytes are recorded before they are forwarded: nothing crosses
+        /// unrecorded.
+        func pump(from source: ssh_channel, stderr: Bool, to destination: ssh_channel, asStderr: Bool, stream: RecordStream) -> Int? {
             var moved = 0
             while true {
                 let window = Int(ssh_channel_window_size(destination))
@@ -41,6 +45,12 @@ extension FrontConnection {
                 let n = ssh_channel_read_nonblocking(source, buffer, UInt32(min(window, chunk)), stderr ? 1 : 0)
                 if n == SSH_ERROR { return moved > 0 ? moved : nil }
                 guard n > 0 else { return moved }
+                if let recorder, stream != .stdin || recordsInput {
+                    do { try recorder.append(stream, UnsafeRawBufferPointer(start: buffer, count: Int(n))) } catch {
+                        recordingError = error
+                        return nil
+                    }
+                }
                 let written = asStderr ? ssh_channel_write_stderr(destination, buffer, UInt32(n)) : ssh_channel_write(destination, buffer, UInt32(n))
                 if written != n { return nil }
                 moved += Int(n)
@@ -52,10 +62,10 @@ extension FrontConnection {
             var progressed = true
             while progressed {
                 progressed = false
-                if !eofToTarget, let n = pump(from: front, stderr: false, to: back, asStderr: false), n > 0 { bytesIn += UInt64(n); progressed = true }
+                if !eofToTarget, let n = pump(from: front, stderr: false, to: back, asStderr: false, stream: .stdin), n > 0 { bytesIn += UInt64(n); progressed = true }
                 if !eofToFront {
-                    if let n = pump(from: back, stderr: false, to: front, asStderr: false), n > 0 { bytesOut += UInt64(n); progressed = true }
-                    if let n = pump(from: back, stderr: true, to: front, asStderr: true), n > 0 { bytesErr += UInt64(n); progressed = true }
+                    if let n = pump(from: back, stderr: false, to: front, asStderr: false, stream: .stdout), n > 0 { bytesOut += UInt64(n); progressed = true }
+                    if let n = pump(from: back, stderr: true, to: front, asStderr: true, stream: .stderr), n > 0 { bytesErr += UInt64(n); progressed = true }
                 }
                 if progressed { lastActivity = Date() }
             }
@@ -83,6 +93,18 @@ extension FrontConnection {
                 ssh_channel_close(back)
                 ssh_blocking_flush_target(target)
                 return RelayEnding(reason: "client disconnected", exitStatus: targetExitStatus, exitSignal: targetExitSignal?.signal, clean: false)
+            }
+            if let recorder, recordingError == nil, !recordingFailed {
+                do { try recorder.flushIfDue() } catch { recordingError = error }
+            }
+            if recordingError != nil || recordingFailed {
+                // Fail closed: a session that can no longer be recorded does not go on.
+                let reason = recordingError.map { "\($0)" } ?? "the recorder failed"
+                ssh_channel_request_send_signal(back, "HUP")
+                ssh_channel_close(back)
+                audit("session.recording", "target \"\(target.target.name)\"", .failure, ["reason": reason])
+                finishFront(front, event: event, stderr: "gatehouse: the session can no longer be recorded (\(reason)) and was ended.\n", exitStatus: 255)
+                return RelayEnding(reason: "recording failed: \(reason)", clean: false)
             }
             let now = Date()
             if let maxDuration, now.timeIntervalSince(began) > TimeInterval(maxDuration) {

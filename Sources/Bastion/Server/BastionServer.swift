@@ -2,6 +2,7 @@ import Audit
 import CLibSSH
 import Foundation
 import Logging
+import Recording
 
 /// The SSH front: one libssh bind per listen address, one accept thread per bind, one thread
 /// per connection (libssh sessions must not be shared between threads).
@@ -18,6 +19,26 @@ public final class BastionServer: Sendable {
     public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil) throws {
         context = try ServerContext(configuration: configuration, logger: logger, observer: observer)
         hostKeys = try HostKeys.loadOrGenerate(directory: configuration.hostKeyDirectory)
+        try FileManager.default.createDirectory(atPath: configuration.recordingDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        // Recordings left unfinished by a crash are closed before anything new starts: a torn tail
+        // is cut back to the last good record and the end marked as a crash (never repaired silently).
+        // Finished recordings are in the session index; only the others are scanned.
+        let finished = Set(((try? SessionIndex.load(directory: configuration.recordingDirectory))?.list() ?? []).map(\.recordingID))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: configuration.recordingDirectory)) ?? []
+        for name in names.sorted() {
+            guard let id = RecordingFiles.recordingID(ofPath: name), !finished.contains(id) else { continue }
+            let path = "\(configuration.recordingDirectory)/\(name)"
+            do {
+                let outcome = try RecordingRecovery.recover(path: path, signer: context.authorities.signingKey(.recording))
+                if case .closed = outcome {
+                    context.record(AuditEvent(actor: "gatehouse", action: "recording.recover", object: path, outcome: .success, details: ["result": "\(outcome)"]))
+                }
+            } catch {
+                context.record(AuditEvent(actor: "gatehouse", action: "recording.recover", object: path, outcome: .failure, details: ["reason": "\(error)"]))
+                logger.error("recording could not be recovered", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
         // A client that vanishes mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
         ssh_init()

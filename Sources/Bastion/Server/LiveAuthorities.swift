@@ -70,5 +70,10 @@ public final class LiveAuthorities: Sendable {
         try state.withLock { try $0.store.issue(name, template, actor: actor) }
     }
 
+    /// The key that signs recordings' checkpoints and trailers.
+    public func signingKey(_ name: AuthorityName) -> SSHPrivateKey {
+        state.withLock { $0.store.signingKey(name) }
+    }
+
     public var auditPath: String { state.withLock { $0.store.audit.path } }
 }
