@@ -24,7 +24,7 @@ public final class BastionServer: Sendable {
         // Recordings left unfinished by a crash are closed before anything new starts: a torn tail
         // is cut back to the last good record and the end marked as a crash (never repaired silently).
         // Finished recordings are in the session index; only the others are scanned.
-        let finished = Set(((try? SessionIndex.load(directory: configuration.recordingDirectory))?.list() ?? []).map(\.recordingID))
+        let finished = Set(((try? SessionIndex.load(directory: configuration.recordingDirectory))?.list() ?? []).filter { $0.state != "live" && $0.state != "unfinished" }.map(\.recordingID))
         let names = (try? FileManager.default.contentsOfDirectory(atPath: configuration.recordingDirectory)) ?? []
         for name in names.sorted() {
             guard let id = RecordingFiles.recordingID(ofPath: name), !finished.contains(id) else { continue }
