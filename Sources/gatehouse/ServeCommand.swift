@@ -65,10 +65,7 @@ struct ServeCommand: ParsableCommand {
             let name = address.port == 22 ? address.host : "[\(address.host)]:\(address.port)"
             for entry in server.hostKeys.entries { print("known_hosts: \(name) \(entry.publicKey.openSSHLine)") }
         }
-        server.start()
-        print("gatehouse: listening on \(server.listenAddresses.map(\.description).joined(separator: ", ")) (pid \(getpid()))")
-        fflush(nil)
-
+        // Signals are wired before "listening" is printed: a supervisor may signal at once.
         for sig: Int32 in [SIGHUP, SIGTERM, SIGINT] { _ = signal(sig, SIG_IGN) }
         let queue = DispatchQueue(label: "signals")
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
@@ -93,6 +90,10 @@ struct ServeCommand: ParsableCommand {
             source.resume()
             return source
         }
+        server.start()
+        print("gatehouse: listening on \(server.listenAddresses.map(\.description).joined(separator: ", ")) (pid \(getpid()))")
+        fflush(nil)
+
         withExtendedLifetime((hangup, stopSources)) { dispatchMain() }
     }
 }

@@ -227,8 +227,20 @@ final class Child: @unchecked Sendable {
         defer { argv.forEach { free($0) } }
         let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
+        // The child starts with no blocked signals and default dispositions, whatever this
+        // (multi-threaded) test process has blocked or ignored.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         close(input[0]); close(output[1]); close(error[1])
         guard rc == 0 else {
             close(input[1]); close(output[0]); close(error[0])
@@ -238,6 +250,20 @@ final class Child: @unchecked Sendable {
         stdin = FileHandle(fileDescriptor: input[1], closeOnDealloc: true)
         stdout = FileHandle(fileDescriptor: output[0], closeOnDealloc: true)
         stderr = FileHandle(fileDescriptor: error[0], closeOnDealloc: true)
+    }
+
+    /// Waits up to `timeout` seconds, then kills the child: a test never hangs on a stuck process.
+    /// Returns nil when the child had to be killed.
+    func wait(timeout: TimeInterval) -> Int32? {
+        let until = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        while Date() < until {
+            if waitpid(pid, &status, WNOHANG) == pid { return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+            usleep(20_000)
+        }
+        kill(pid, SIGKILL)
+        _ = wait()
+        return nil
     }
 
     /// Waits for the exit and returns the shell-style status (128+N for a signal).
@@ -317,3 +343,38 @@ func spawnDaemon(_ executable: String, _ arguments: [String]) throws -> pid_t {
 }
 
 func mkdir(_ path: String, _ mode: mode_t) { _ = Foundation.mkdir(path, mode) }
+
+/// Test classes that share one fixture (a target sshd and a bastion) across their tests. A
+/// subclass may override `makeFixture()` for extra scopes or limits.
+class SharedFixtureTestCase: XCTestCase {
+    nonisolated(unsafe) static var shared: BastionFixture!
+    var f: BastionFixture { Self.shared }
+
+    class func makeFixture() throws -> BastionFixture { try BastionFixture() }
+
+    override class func setUp() {
+        super.setUp()
+        shared = try! makeFixture()
+    }
+
+    override class func tearDown() {
+        shared.stop()
+        shared = nil
+        super.tearDown()
+    }
+}
+
+/// Test classes that need a fixture of their own for every test (they rotate CAs, fill disks, kill servers).
+class FreshFixtureTestCase: XCTestCase {
+    var f: BastionFixture!
+
+    override func setUp() {
+        super.setUp()
+        f = try! BastionFixture()
+    }
+
+    override func tearDown() {
+        f.stop()
+        super.tearDown()
+    }
+}

@@ -4,19 +4,8 @@ import XCTest
 
 /// Things going wrong on either side: each ends with a clear message, a closed session, an
 /// audit record, and no descriptor left behind.
-final class FaultTests: XCTestCase {
-    nonisolated(unsafe) static var fixture: BastionFixture!
-    var f: BastionFixture { Self.fixture }
+final class FaultTests: SharedFixtureTestCase {
 
-    override class func setUp() {
-        super.setUp()
-        fixture = try! BastionFixture()
-    }
-
-    override class func tearDown() {
-        fixture.stop()
-        super.tearDown()
-    }
 
     func testTargetDownGivesAClearMessage() throws {
         let r = try f.ssh("web-down", ["true"])

@@ -4,16 +4,13 @@ import XCTest
 @testable import Bastion
 
 /// The policy enforced by a live Gatehouse in front of a real sshd.
-final class PolicyEnforcementTests: XCTestCase {
-    nonisolated(unsafe) static var fixture: BastionFixture!
-    var f: BastionFixture { Self.fixture }
+final class PolicyEnforcementTests: SharedFixtureTestCase {
     static let canary = "/tmp/gatehouse-canary"
 
-    override class func setUp() {
-        super.setUp()
+    override class func makeFixture() throws -> BastionFixture {
         // The corpus's own allowlist (as in PolicyTests), plus an argv printer for the property test
         // and scopes with and without each right.
-        fixture = try! BastionFixture(extraScopes: """
+        try BastionFixture(extraScopes: """
           corpus:
             targets: [web-01]
             rights: [exec]
@@ -36,11 +33,6 @@ final class PolicyEnforcementTests: XCTestCase {
             targets: [web-01]
             rights: [shell]
         """)
-    }
-
-    override class func tearDown() {
-        fixture.stop()
-        super.tearDown()
     }
 
     var script: String { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python").path }

@@ -5,18 +5,7 @@ import XCTest
 @testable import Bastion
 
 /// The recorder under faults: a full disk and a killed Gatehouse.
-final class RecordingFaultTests: XCTestCase {
-    var f: BastionFixture!
-
-    override func setUp() {
-        super.setUp()
-        f = try! BastionFixture()
-    }
-
-    override func tearDown() {
-        f.stop()
-        super.tearDown()
-    }
+final class RecordingFaultTests: FreshFixtureTestCase {
 
     func testFullDiskEndsTheLiveSessionAndRefusesNewOnes() throws {
         let directory = f.directory.appendingPathComponent("recordings").path
@@ -78,14 +67,14 @@ final class RecordingFaultTests: XCTestCase {
         kill(serve.pid, SIGKILL)
         _ = serve.wait()
         received.append(client.stdout.readDataToEndOfFile())
-        _ = client.wait()
+        XCTAssertNotNil(client.wait(timeout: 10), "the client saw the connection end")
         let linesReceived = String(decoding: received, as: UTF8.self).split(separator: "\n").count
         XCTAssertGreaterThan(linesReceived, 50, "the session was busy")
 
         // A restart closes the unfinished recording as a crash.
         let restarted = try startServe()
         kill(restarted.pid, SIGTERM)
-        _ = restarted.wait()
+        XCTAssertEqual(restarted.wait(timeout: 10), 0, "gatehouse serve stops on SIGTERM")
         let directory = f.directory.appendingPathComponent("recordings").path
         let name = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasSuffix(".ghrec") })
         let report = RecordingVerifier.verify(path: "\(directory)/\(name)", trustedKeys: f.store.trustedPublicKeys(.recording))

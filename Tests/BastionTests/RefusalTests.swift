@@ -6,19 +6,9 @@ import XCTest
 
 /// Everything that must not get a session. Each test asserts the refusal, that it was audited,
 /// and that the target saw nothing.
-final class RefusalTests: XCTestCase {
-    nonisolated(unsafe) static var fixture: BastionFixture!
-    var f: BastionFixture { Self.fixture }
+final class RefusalTests: SharedFixtureTestCase {
 
-    override class func setUp() {
-        super.setUp()
-        fixture = try! BastionFixture(loginGrace: 3)
-    }
-
-    override class func tearDown() {
-        fixture.stop()
-        super.tearDown()
-    }
+    override class func makeFixture() throws -> BastionFixture { try BastionFixture(loginGrace: 3) }
 
     /// Runs `body` and checks that the target's sshd logged no new connection meanwhile.
     func assertTargetSawNothing(_ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) rethrows {

@@ -4,19 +4,8 @@ import XCTest
 @testable import Bastion
 
 /// Sessions relayed to a real sshd, checked byte for byte.
-final class RelayTests: XCTestCase {
-    nonisolated(unsafe) static var fixture: BastionFixture!
-    var f: BastionFixture { Self.fixture }
+final class RelayTests: SharedFixtureTestCase {
 
-    override class func setUp() {
-        super.setUp()
-        fixture = try! BastionFixture()
-    }
-
-    override class func tearDown() {
-        fixture.stop()
-        super.tearDown()
-    }
 
     func testExecStdoutStderrAndExitStatusAreExact() throws {
         let r = try f.ssh("web-01", ["sh", "-c", "'printf \"out\\n\\001\\377\"; printf \"err line\" >&2; exit 3'"])

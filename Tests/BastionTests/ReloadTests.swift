@@ -5,18 +5,7 @@ import XCTest
 @testable import Bastion
 
 /// Configuration reloads and CA rotation while sessions are live.
-final class ReloadTests: XCTestCase {
-    var f: BastionFixture!
-
-    override func setUp() {
-        super.setUp()
-        f = try! BastionFixture()
-    }
-
-    override func tearDown() {
-        f.stop()
-        super.tearDown()
-    }
+final class ReloadTests: FreshFixtureTestCase {
 
     func testReloadAddsATargetWithoutDroppingALiveSession() throws {
         // A live session that outlasts the reload.

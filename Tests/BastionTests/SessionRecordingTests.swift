@@ -6,19 +6,8 @@ import XCTest
 @testable import Bastion
 
 /// Every byte of a live session lands in its recording, exactly, and the recording verifies.
-final class SessionRecordingTests: XCTestCase {
-    nonisolated(unsafe) static var fixture: BastionFixture!
-    var f: BastionFixture { Self.fixture }
+final class SessionRecordingTests: SharedFixtureTestCase {
 
-    override class func setUp() {
-        super.setUp()
-        fixture = try! BastionFixture()
-    }
-
-    override class func tearDown() {
-        fixture.stop()
-        super.tearDown()
-    }
 
     func sha256(_ data: some DataProtocol) -> String { SHA256.hash(data: Data(data)).map { String(format: "%02x", $0) }.joined() }
 

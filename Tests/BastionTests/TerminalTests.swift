@@ -4,20 +4,9 @@ import XCTest
 
 /// A shell under `ssh -tt` in a real terminal (tmux): the target sees the terminal's size,
 /// a resize, and the TERM of the client.
-final class TerminalTests: XCTestCase {
-    nonisolated(unsafe) static var fixture: BastionFixture!
-    var f: BastionFixture { Self.fixture }
+final class TerminalTests: SharedFixtureTestCase {
     let socketName = "gatehouse-test-\(getpid())"
 
-    override class func setUp() {
-        super.setUp()
-        fixture = try! BastionFixture()
-    }
-
-    override class func tearDown() {
-        fixture.stop()
-        super.tearDown()
-    }
 
     func tmux(_ arguments: [String]) throws -> BinaryResult {
         try runBinary("/usr/bin/tmux", ["-L", socketName, "-f", "/dev/null"] + arguments)

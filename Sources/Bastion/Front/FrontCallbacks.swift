@@ -22,11 +22,17 @@ enum FrontCallbacks {
         return callbacks
     }
 
-    static func frontChannel(for owner: FrontConnection) -> UnsafeMutablePointer<ssh_channel_callbacks_struct> {
+    /// A zeroed channel callback struct (libssh's `ssh_callbacks_init`, which Swift cannot import).
+    static func channelCallbacks(for owner: FrontConnection) -> UnsafeMutablePointer<ssh_channel_callbacks_struct> {
         let callbacks = UnsafeMutablePointer<ssh_channel_callbacks_struct>.allocate(capacity: 1)
         callbacks.initialize(to: ssh_channel_callbacks_struct())
         callbacks.pointee.size = MemoryLayout<ssh_channel_callbacks_struct>.size
         callbacks.pointee.userdata = Unmanaged.passUnretained(owner).toOpaque()
+        return callbacks
+    }
+
+    static func frontChannel(for owner: FrontConnection) -> UnsafeMutablePointer<ssh_channel_callbacks_struct> {
+        let callbacks = channelCallbacks(for: owner)
         callbacks.pointee.channel_pty_request_function = { _, _, term, width, height, pxw, pxh, userdata in
             FrontCallbacks.connection(userdata).ptyRequest(PTYRequest(term: term.map { String(cString: $0) } ?? "", columns: width, rows: height, pixelWidth: pxw, pixelHeight: pxh))
         }
@@ -59,10 +65,7 @@ enum FrontCallbacks {
     }
 
     static func targetChannel(for owner: FrontConnection) -> UnsafeMutablePointer<ssh_channel_callbacks_struct> {
-        let callbacks = UnsafeMutablePointer<ssh_channel_callbacks_struct>.allocate(capacity: 1)
-        callbacks.initialize(to: ssh_channel_callbacks_struct())
-        callbacks.pointee.size = MemoryLayout<ssh_channel_callbacks_struct>.size
-        callbacks.pointee.userdata = Unmanaged.passUnretained(owner).toOpaque()
+        let callbacks = channelCallbacks(for: owner)
         callbacks.pointee.channel_exit_status_function = { _, _, status, userdata in
             FrontCallbacks.connection(userdata).targetExited(status: status)
         }
