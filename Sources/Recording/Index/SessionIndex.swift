@@ -28,7 +28,7 @@ public struct SessionIndex: Sendable {
         guard fd >= 0 else { throw .io(path: path, reason: ErrnoName.describe(errno)) }
         defer { _ = systemClose(fd) }
         _ = flock(fd, LOCK_EX)
-        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
         guard written == line.count else { throw .io(path: path, reason: written < 0 ? ErrnoName.describe(errno) : "short write") }
         guard fdatasync(fd) == 0 else { throw .io(path: path, reason: ErrnoName.describe(errno)) }
     }

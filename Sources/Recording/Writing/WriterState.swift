@@ -67,18 +67,18 @@ struct WriterState {
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
     }
 
-    /// Fills in the open record's head and CRC and extends the chain over it.
+    /// Fills in the open record's head and digest and extends the chain over it.
     mutating func sealOpenRecord() {
         guard let open = openRecord else { return }
         openRecord = nil
         let payloadLength = buffer.count - open.start - FrameLayout.headSize
         let head = FrameHead(payloadLength: payloadLength, typeByte: open.stream.recordType.rawValue,
                              sequence: sequence, timeMicros: open.time)
-        let crc = buffer.withUnsafeMutableBytes { raw -> UInt32 in
+        let digest = buffer.withUnsafeMutableBytes { raw -> [UInt8] in
             head.encode(into: raw.baseAddress! + open.start)
-            return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)...]))
+            return FrameLayout.payloadDigest(UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)...]))
         }
-        withUnsafeBytes(of: crc.littleEndian) { buffer.append(contentsOf: $0) }
+        buffer.append(contentsOf: digest)
         finishRecord(start: open.start)
         totals[open.stream] += UInt64(payloadLength)
     }
