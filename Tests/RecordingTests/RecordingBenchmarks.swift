@@ -131,7 +131,7 @@ final class RecordingBenchmarks: XCTestCase {
         let outcome = try writer.finish()
         let seconds = Date().timeIntervalSince(started)
         try? FileManager.default.removeItem(atPath: outcome.path)
-        report.append(String(format: "Recorder alone (append + CRC-32C + SHA-256 chain + pwrite + fdatasync twice a second): %.0f MiB/s, %.2f ns per byte.\n",
+        report.append(String(format: "Recorder alone, from memory (copy, SHA-256 payload digest + chain, pwrite, fdatasync twice a second): %.0f MiB/s, %.2f ns per byte.\n",
                              Double(Self.total) / 1_048_576 / seconds, seconds * 1e9 / Double(Self.total)))
     }
 
@@ -183,7 +183,7 @@ final class RecordingBenchmarks: XCTestCase {
                              built.entries.count, built.keyframes.count))
         report.append("| step | time |")
         report.append("|---|---|")
-        report.append(String(format: "| build the seek index (first replay; reads and checks the whole file) | %.2f s |", buildSeconds))
+        report.append(String(format: "| rebuild the seek index from the file (only needed for a crashed recording: the writer saves it) | %.2f s |", buildSeconds))
         report.append(String(format: "| open with the saved `.ghidx` sidecar | %.1f ms |", openSeconds * 1000))
         report.append(String(format: "| seek to a random time (screen redraw included), median of 50 | %.1f ms |", timings[timings.count / 2] * 1000))
         report.append(String(format: "| seek, slowest of 50 | %.1f ms |", timings.last! * 1000))

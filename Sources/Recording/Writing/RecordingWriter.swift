@@ -170,6 +170,7 @@ public final class RecordingWriter: Sendable {
             try s.sync(signer: signer)
             s.finished = true
             s.file.close()
+            s.seekIndex.finish(recordingSize: s.committed.offset).save(nextTo: path)
             return RecordingSummary(header: header, recordingID: recordingID, end: .normal, durationMicros: s.lastTime,
                                     exit: s.exitOutcome, totals: s.totals, recordCount: s.sequence,
                                     finalHash: hexString(s.chainHash), fileSize: s.committed.offset)

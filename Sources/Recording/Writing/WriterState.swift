@@ -29,6 +29,8 @@ struct WriterState {
     var lastCheckpointTime: UInt64 = 0
     var recordsSinceCheckpoint = 0
     var exitOutcome: ExitOutcome?
+    /// The seek index, kept as records are sealed and saved at finish.
+    var seekIndex = SeekIndexBuilder()
 
     init(file: RecordingFile, capacity: Int) {
         self.file = file
@@ -79,6 +81,13 @@ struct WriterState {
             return FrameLayout.payloadDigest(UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)...]))
         }
         buffer.append(contentsOf: digest)
+        if sequence > 0 {
+            buffer.withUnsafeBytes { raw in
+                let payload = UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)..<(open.start + FrameLayout.headSize + payloadLength)])
+                seekIndex.add(record: sequence, offset: committed.offset + UInt64(open.start), time: open.time,
+                              output: open.stream == .stdin ? nil : payload)
+            }
+        }
         finishRecord(start: open.start)
         totals[open.stream] += UInt64(payloadLength)
     }
@@ -90,6 +99,10 @@ struct WriterState {
         lastTime = recordTime
         let start = buffer.count
         FrameEncoder.append(type: type, sequence: sequence, time: recordTime, payload: payload, to: &buffer)
+        if sequence > 0 {
+            seekIndex.add(record: sequence, offset: committed.offset + UInt64(start), time: recordTime,
+                          marker: type == .marker ? String(decoding: payload, as: UTF8.self) : nil)
+        }
         finishRecord(start: start)
     }
 
