@@ -46,7 +46,11 @@ public struct SessionIndex: Sendable {
         }
         for name in names {
             guard let id = RecordingFiles.recordingID(ofPath: name), index.summaries[id] == nil else { continue }
-            if let summary = try? quickSummary(path: directory + "/" + name) { index.summaries[id] = summary }
+            // Live: the header is all there is to say. Otherwise the index line is missing (the
+            // writer died, or the append failed): read the file for the exact state.
+            let path = directory + "/" + name
+            let summary = RecordingFile.isLive(path) ? try? quickSummary(path: path) : (try? fullSummary(path: path)) ?? (try? quickSummary(path: path))
+            if let summary { index.summaries[id] = summary }
         }
         return index
     }

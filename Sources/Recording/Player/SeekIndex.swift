@@ -41,6 +41,10 @@ public struct SeekIndex: Sendable, Equatable {
 
     /// Reads the recording once (framing and digests checked) and builds the table.
     public static func build(path: String) throws(RecordingReadError) -> SeekIndex {
+        try buildReportingEnd(path: path).index
+    }
+
+    static func buildReportingEnd(path: String) throws(RecordingReadError) -> (index: SeekIndex, ended: Bool) {
         let reader = try RecordingReader(path: path, allowTornTail: true)
         var builder = SeekIndexBuilder()
         while let record = try reader.next() {
@@ -53,7 +57,7 @@ public struct SeekIndex: Sendable, Equatable {
                 builder.add(record: record.index, offset: record.offset, time: record.timeMicros)
             }
         }
-        return builder.finish(recordingSize: reader.offset)
+        return (builder.finish(recordingSize: reader.offset), reader.ended != nil)
     }
 
     /// Writes the index next to the recording (atomically, 0600). Derived data: failure is harmless.
@@ -76,8 +80,8 @@ public struct SeekIndex: Sendable, Equatable {
         if let data = FileManager.default.contents(atPath: sidecar), let index = decode(Array(data)), index.recordingSize == size {
             return index
         }
-        let index = try build(path: path)
-        if index.recordingSize == size, (try? RecordingScan.run(path: path))?.end != nil { index.save(nextTo: path) }
+        let (index, ended) = try buildReportingEnd(path: path)
+        if ended, index.recordingSize == size { index.save(nextTo: path) }
         return index
     }
 
