@@ -22,6 +22,9 @@ final class TamperDetectionTests: XCTestCase {
         XCTAssertEqual(frames.map(\.type), [1, 3, 2, 5, 4, 6, 3, 9, 3, 7, 10])
     }
 
+    // XCTest keeps test case instances alive to the end of the run: drop the directory now.
+    override func tearDown() { dir = nil }
+
     private func verify(_ bytes: [UInt8], keys: [SSHPublicKey] = [testSigner.publicKey]) -> VerificationReport {
         writeBytes(bytes, to: path)
         return RecordingVerifier.verify(path: path, trustedKeys: keys)

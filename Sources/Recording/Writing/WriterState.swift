@@ -13,6 +13,7 @@ struct WriterState {
     }
 
     let file: RecordingFile
+    let syncer = BackgroundSync()
     var buffer: [UInt8] = []
     var sealedEnd = 0
     var openRecord: OpenRecord?
@@ -37,9 +38,14 @@ struct WriterState {
         buffer.reserveCapacity(capacity)
     }
 
-    func checkUsable() throws(RecordingWriteError) {
+    mutating func checkUsable(signer: SSHPrivateKey) throws(RecordingWriteError) {
         if let failure { throw .poisoned(first: failure) }
         if finished { throw .alreadyFinished(path: file.path) }
+        if let late = syncer.failure {
+            // A background fdatasync failed since the last call: that failure ends the session now.
+            fail(late, signer: signer)
+            throw late
+        }
     }
 
     /// Adds `bytes` to the open record of `stream` or starts a new one. Bytes join the open record
@@ -153,7 +159,19 @@ struct WriterState {
         unsynced = true
     }
 
+    /// Queues an fdatasync of what was written (the periodic flush).
+    mutating func syncInBackground() {
+        guard unsynced else { return }
+        syncer.request(file)
+        unsynced = false
+    }
+
+    /// fdatasync now, after any queued background sync (header and trailer).
     mutating func sync(signer: SSHPrivateKey) throws(RecordingWriteError) {
+        if let late = syncer.drain(), failure == nil {
+            fail(late, signer: signer)
+            throw late
+        }
         guard unsynced else { return }
         do throws(RecordingWriteError) { try file.sync() } catch {
             fail(error, signer: signer)
