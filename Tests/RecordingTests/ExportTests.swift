@@ -7,6 +7,9 @@ final class ExportTests: XCTestCase {
     private var dir: TemporaryDirectory!
     override func setUpWithError() throws { dir = try TemporaryDirectory() }
 
+    // XCTest keeps test case instances alive to the end of the run: drop the directory now.
+    override func tearDown() { dir = nil }
+
     /// A recording whose output mixes valid text, a UTF-8 character split across two records,
     /// invalid bytes, colours and carriage-return overwrites.
     private func makeTerminalRecording() throws -> String {

@@ -94,6 +94,10 @@ final class PlayerTests: XCTestCase {
             clock.advance(seconds: 0.05); now += 50_000
         }
         try writer.finish()
+        // The writer kept the seek index while recording: its sidecar is what a full read builds.
+        let saved = SeekIndex.decode(fileBytes(SeekIndex.sidecarPath(writer.path)))
+        XCTAssertEqual(saved, try SeekIndex.build(path: writer.path))
+        XCTAssertEqual(saved?.markers.map(\.label), ["half"])
         let playback = try RecordingPlayback(path: writer.path)
         XCTAssertEqual(playback.index.keyframes.count, 1)
         XCTAssertGreaterThan(playback.index.entries.count, 20)

@@ -72,3 +72,17 @@ final class RecordingFailureTests: XCTestCase {
         }
     }
 }
+
+final class BackgroundSyncTests: XCTestCase {
+    func testAFailedBackgroundSyncIsKeptForTheNextCall() throws {
+        let dir = try TemporaryDirectory()
+        let file = try RecordingFile(creating: dir.path + "/x.ghrec")
+        let syncer = BackgroundSync()
+        syncer.request(file)
+        XCTAssertNil(syncer.drain())
+        file.close()  // fdatasync on a closed descriptor fails with EBADF
+        syncer.request(file)
+        XCTAssertEqual(syncer.drain(), .syncFailed(path: dir.path + "/x.ghrec", errno: EBADF))
+        XCTAssertEqual(syncer.failure?.errnoValue, EBADF)
+    }
+}

@@ -22,6 +22,9 @@ final class TamperDetectionTests: XCTestCase {
         XCTAssertEqual(frames.map(\.type), [1, 3, 2, 5, 4, 6, 3, 9, 3, 7, 10])
     }
 
+    // XCTest keeps test case instances alive to the end of the run: drop the directory now.
+    override func tearDown() { dir = nil }
+
     private func verify(_ bytes: [UInt8], keys: [SSHPublicKey] = [testSigner.publicKey]) -> VerificationReport {
         writeBytes(bytes, to: path)
         return RecordingVerifier.verify(path: path, trustedKeys: keys)
@@ -64,12 +67,12 @@ final class TamperDetectionTests: XCTestCase {
         var bytes = original
         let frame = frames[1]
         bytes[frame.offset + FrameLayout.headSize] ^= 0x20  // "hello" → "Hello"
-        fixPayloadCRC(&bytes, frame)
+        fixPayloadDigest(&bytes, frame)
         assertSingleProblem(verify(bytes), .chainMismatch, record: 7, offset: frames[7].offset, contains: "hash chain broken")
         // After the checkpoint, the trailer is what catches it.
         bytes = original
         bytes[frames[8].offset + FrameLayout.headSize] ^= 0x20
-        fixPayloadCRC(&bytes, frames[8])
+        fixPayloadDigest(&bytes, frames[8])
         assertSingleProblem(verify(bytes), .chainMismatch, record: 10, offset: frames[10].offset, contains: "last verified signature at record 7")
     }
 
@@ -96,7 +99,7 @@ final class TamperDetectionTests: XCTestCase {
 
     func testTruncationInsideARecordAndAtABoundary() {
         assertSingleProblem(verify(Array(original[0..<frames[8].offset + 30])), .truncated, record: 8, offset: frames[8].offset,
-                            contains: "the file ends inside the record (30 of 33 bytes)")
+                            contains: "the file ends inside the record (30 of 61 bytes)")
         assertSingleProblem(verify(Array(original[0..<frames[10].offset])), .unfinished, record: 10, offset: frames[10].offset,
                             contains: "without a trailer")
         assertSingleProblem(verify(Array(original[0..<frames[6].offset + 10])), .truncated, record: 6, offset: frames[6].offset,
@@ -161,10 +164,11 @@ final class TamperDetectionTests: XCTestCase {
 
     // MARK: Helpers
 
-    private func fixPayloadCRC(_ bytes: inout [UInt8], _ frame: (offset: Int, size: Int, type: UInt8, sequence: UInt64)) {
-        let payload = Array(bytes[frame.offset + FrameLayout.headSize..<frame.offset + frame.size - 4])
-        let crc = CRC32C.checksum(payload)
-        for i in 0..<4 { bytes[frame.offset + frame.size - 4 + i] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(i))) }
+    /// Recomputes the payload digest, as a forger would, so only the chain can catch the change.
+    private func fixPayloadDigest(_ bytes: inout [UInt8], _ frame: (offset: Int, size: Int, type: UInt8, sequence: UInt64)) {
+        let digestStart = frame.offset + frame.size - FrameLayout.digestSize
+        let digest = Array(bytes[frame.offset + FrameLayout.headSize..<digestStart]).withUnsafeBytes { FrameLayout.payloadDigest($0) }
+        bytes.replaceSubrange(digestStart..<frame.offset + frame.size, with: digest)
     }
 
     private func readTime(_ bytes: [UInt8], _ offset: Int) -> UInt64 {

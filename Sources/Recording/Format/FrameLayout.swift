@@ -3,7 +3,7 @@ import Crypto
 /// The byte layout shared by writer, scanner, verifier and recovery (docs/recording-format.md).
 ///
 /// File   = preamble (8 bytes) + records.
-/// Record = 25-byte frame head + payload + 4-byte payload CRC-32C:
+/// Record = 25-byte frame head + payload + 32-byte SHA-256 digest of the payload:
 ///
 ///     0    u32 LE  payload length
 ///     4    u8      record type
@@ -11,17 +11,19 @@ import Crypto
 ///     13   u64 LE  time offset, microseconds since the session started (monotonic clock)
 ///     21   u32 LE  CRC-32C of bytes 0..<21 (a damaged length is caught before it is trusted)
 ///     25   ...     payload
-///     25+n u32 LE  CRC-32C of the payload
+///     25+n 32      SHA-256 of the payload
 ///
-/// Chain: C(-1) = SHA-256(chainDomain ‖ preamble); C(i) = SHA-256(C(i-1) ‖ every byte of record i).
+/// Chain: C(-1) = SHA-256(chainDomain ‖ preamble); C(i) = SHA-256(C(i-1) ‖ head(i) ‖ digest(i)).
+/// The payload digest is both the record's checksum and its link in the chain, so every payload
+/// byte is hashed exactly once (one SHA-256 pass is the whole per-byte cost of integrity).
 public enum FrameLayout {
     /// "GHREC", NUL, then the format version as u16 LE.
     public static let magic: [UInt8] = Array("GHREC".utf8) + [0x00, 0x01, 0x00]
     public static let formatVersion: UInt16 = 1
     public static let preambleSize = 8
     public static let headSize = 25
-    public static let payloadCRCSize = 4
-    public static let overhead = headSize + payloadCRCSize
+    public static let digestSize = 32
+    public static let overhead = headSize + digestSize
     /// Upper bound on one payload. A larger length is corruption, never an allocation.
     public static let maxPayload = 16 << 20
     static let chainDomain = Array("gatehouse-recording-chain-v1".utf8)
@@ -36,10 +38,17 @@ public enum FrameLayout {
         return Array(hasher.finalize())
     }
 
+    static func payloadDigest(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
+        Array(SHA256.hash(data: payload))
+    }
+
+    /// C(i) from C(i-1) and a complete frame (its head and trailing digest; the payload is
+    /// covered through the digest).
     static func nextChainHash(previous: [UInt8], frame: UnsafeRawBufferPointer) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(data: previous)
-        hasher.update(bufferPointer: frame)
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: frame[0..<headSize]))
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: frame[(frame.count - digestSize)...]))
         return Array(hasher.finalize())
     }
 }
@@ -77,15 +86,14 @@ struct FrameHead: Equatable {
 }
 
 enum FrameEncoder {
-    /// Appends one complete record (head, payload, payload CRC) to `buffer`.
+    /// Appends one complete record (head, payload, payload digest) to `buffer`.
     static func append(type: RecordType, sequence: UInt64, time: UInt64, payload: [UInt8], to buffer: inout [UInt8]) {
         let start = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: FrameLayout.headSize))
         buffer.append(contentsOf: payload)
         let head = FrameHead(payloadLength: payload.count, typeByte: type.rawValue, sequence: sequence, timeMicros: time)
         buffer.withUnsafeMutableBytes { raw in head.encode(into: raw.baseAddress! + start) }
-        let crc = payload.withUnsafeBytes { CRC32C.checksum($0) }
-        withUnsafeBytes(of: crc.littleEndian) { buffer.append(contentsOf: $0) }
+        buffer.append(contentsOf: payload.withUnsafeBytes { FrameLayout.payloadDigest($0) })
     }
 
     static func frame(type: RecordType, sequence: UInt64, time: UInt64, payload: [UInt8]) -> [UInt8] {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SSHCertificates
 
 /// Time → byte offset table for one recording, so the player can start anywhere without reading
@@ -36,28 +39,37 @@ public struct SeekIndex: Sendable, Equatable {
         public var label: String
     }
 
-    /// Reads the recording once (framing and CRCs checked) and builds the table.
+    /// Reads the recording once (framing and digests checked) and builds the table.
     public static func build(path: String) throws(RecordingReadError) -> SeekIndex {
+        try buildReportingEnd(path: path).index
+    }
+
+    static func buildReportingEnd(path: String) throws(RecordingReadError) -> (index: SeekIndex, ended: Bool) {
         let reader = try RecordingReader(path: path, allowTornTail: true)
-        var index = SeekIndex(recordingSize: 0, entries: [], keyframes: [], markers: [], durationMicros: 0)
-        var lastEntry: Entry?
+        var builder = SeekIndexBuilder()
         while let record = try reader.next() {
-            let entry = Entry(timeMicros: record.timeMicros, offset: record.offset, record: record.index)
-            if lastEntry == nil || record.offset - lastEntry!.offset >= byteStride || record.timeMicros - lastEntry!.timeMicros >= timeStride {
-                index.entries.append(entry)
-                lastEntry = entry
-            }
             switch record.content {
-            case .data(let stream, let bytes) where stream != .stdin:
-                if resetsScreen(bytes) { index.keyframes.append(entry) }
+            case .data(let stream, let bytes):
+                bytes.withUnsafeBytes { builder.add(record: record.index, offset: record.offset, time: record.timeMicros, output: stream == .stdin ? nil : $0) }
             case .marker(let label):
-                index.markers.append(Marker(entry: entry, label: label))
-            default: break
+                builder.add(record: record.index, offset: record.offset, time: record.timeMicros, marker: label)
+            default:
+                builder.add(record: record.index, offset: record.offset, time: record.timeMicros)
             }
-            index.durationMicros = record.timeMicros
         }
-        index.recordingSize = reader.offset
-        return index
+        return (builder.finish(recordingSize: reader.offset), reader.ended != nil)
+    }
+
+    /// Writes the index next to the recording (atomically, 0600). Derived data: failure is harmless.
+    func save(nextTo recordingPath: String) {
+        let path = Self.sidecarPath(recordingPath)
+        let temporary = path + ".tmp"
+        let bytes = encoded()
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        _ = systemClose(fd)
+        if written == bytes.count { _ = rename(temporary, path) } else { _ = unlink(temporary) }
     }
 
     /// The index saved next to the recording, rebuilt (and saved, when the recording is finished)
@@ -68,10 +80,8 @@ public struct SeekIndex: Sendable, Equatable {
         if let data = FileManager.default.contents(atPath: sidecar), let index = decode(Array(data)), index.recordingSize == size {
             return index
         }
-        let index = try build(path: path)
-        if index.recordingSize == size, (try? RecordingReader(path: path).header) != nil {
-            try? Data(index.encoded()).write(to: URL(fileURLWithPath: sidecar), options: .atomic)
-        }
+        let (index, ended) = try buildReportingEnd(path: path)
+        if ended, index.recordingSize == size { index.save(nextTo: path) }
         return index
     }
 
@@ -104,11 +114,19 @@ public struct SeekIndex: Sendable, Equatable {
         return low == 0 ? nil : table[low - 1]
     }
 
-    static func resetsScreen(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count >= 2 else { return false }
-        for i in 0..<(bytes.count - 1) where bytes[i] == 0x1B {
-            if bytes[i + 1] == 0x63 { return true }                                               // ESC c
-            if i + 3 < bytes.count, bytes[i + 1] == 0x5B, bytes[i + 2] == 0x32, bytes[i + 3] == 0x4A { return true }  // ESC [ 2 J
+    /// True when the output holds `ESC c` (reset) or `ESC [ 2 J` (erase display). memchr finds
+    /// the escapes, so bulk output without any costs next to nothing.
+    static func resetsScreen(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, bytes.count >= 2 else { return false }
+        var cursor = base
+        let end = base + bytes.count
+        while cursor < end, let found = memchr(cursor, 0x1B, end - cursor) {
+            let at = UnsafeRawPointer(found)
+            let left = end - at
+            if left >= 2, at.load(fromByteOffset: 1, as: UInt8.self) == 0x63 { return true }
+            if left >= 4, at.load(fromByteOffset: 1, as: UInt8.self) == 0x5B, at.load(fromByteOffset: 2, as: UInt8.self) == 0x32,
+               at.load(fromByteOffset: 3, as: UInt8.self) == 0x4A { return true }
+            cursor = at + 1
         }
         return false
     }
@@ -146,5 +164,33 @@ public struct SeekIndex: Sendable, Equatable {
         }
         guard r.remaining == 0 else { return nil }
         return SeekIndex(recordingSize: size, entries: tables[0], keyframes: tables[1], markers: markers, durationMicros: duration)
+    }
+}
+
+/// Accumulates a `SeekIndex` record by record: used by `SeekIndex.build` when reading and by the
+/// writer while recording, so both produce the same table.
+struct SeekIndexBuilder {
+    private var index = SeekIndex(recordingSize: 0, entries: [], keyframes: [], markers: [], durationMicros: 0)
+    private var lastEntry: SeekIndex.Entry?
+
+    /// One record after the header. `output`: the payload of a stdout or stderr record.
+    mutating func add(record: UInt64, offset: UInt64, time: UInt64, output: UnsafeRawBufferPointer? = nil, marker: String? = nil) {
+        let entry = SeekIndex.Entry(timeMicros: time, offset: offset, record: record)
+        if let last = lastEntry {
+            if offset - last.offset >= SeekIndex.byteStride || time - last.timeMicros >= SeekIndex.timeStride {
+                index.entries.append(entry); lastEntry = entry
+            }
+        } else {
+            index.entries.append(entry); lastEntry = entry
+        }
+        if let output, SeekIndex.resetsScreen(output) { index.keyframes.append(entry) }
+        if let marker { index.markers.append(SeekIndex.Marker(entry: entry, label: marker)) }
+        index.durationMicros = time
+    }
+
+    func finish(recordingSize: UInt64) -> SeekIndex {
+        var result = index
+        result.recordingSize = recordingSize
+        return result
     }
 }

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// One record as framed on disk, checked only for its own integrity (head CRC, length, payload CRC).
+/// One record as framed on disk, checked only for its own integrity (head CRC, length, payload digest).
 struct Frame {
     /// Position in the file (0 = the header record), not the sequence number written in the head.
     var position: UInt64
@@ -13,10 +13,15 @@ struct Frame {
     var payload: [UInt8]
     /// Chain hash through this record (only when the scanner tracks the chain).
     var chainHash: [UInt8]
-    /// False when the payload CRC did not match; the length was trusted (its head CRC matched).
+    /// False when the payload digest did not match; the length was trusted (its head CRC matched).
     var payloadIntact: Bool
-    var storedPayloadCRC: UInt32
-    var computedPayloadCRC: UInt32
+    var storedDigest: [UInt8]
+    var computedDigest: [UInt8]
+
+    /// "stored 1a2b3c4d…, computed 5e6f7a8b…" for messages.
+    var digestMismatch: String {
+        "SHA-256 stored \(hexString(Array(storedDigest.prefix(4))))…, computed \(hexString(Array(computedDigest.prefix(4))))…"
+    }
 
     var end: UInt64 { offset + UInt64(head.frameSize) }
 }
@@ -115,18 +120,17 @@ final class FrameScanner {
         }
         let payloadStart = bufferStart + FrameLayout.headSize
         let payloadEnd = payloadStart + head.payloadLength
-        let (computed, stored) = buffer.withUnsafeBytes { raw in
-            (CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[payloadStart..<payloadEnd])),
-             UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: payloadEnd, as: UInt32.self)))
-        }
+        let frameEnd = payloadEnd + FrameLayout.digestSize
+        let computed = buffer.withUnsafeBytes { raw in FrameLayout.payloadDigest(UnsafeRawBufferPointer(rebasing: raw[payloadStart..<payloadEnd])) }
+        let stored = Array(buffer[payloadEnd..<frameEnd])
         if trackChain {
             chainHash = buffer.withUnsafeBytes { raw in
-                FrameLayout.nextChainHash(previous: chainHash, frame: UnsafeRawBufferPointer(rebasing: raw[bufferStart..<payloadEnd + 4]))
+                FrameLayout.nextChainHash(previous: chainHash, frame: UnsafeRawBufferPointer(rebasing: raw[bufferStart..<frameEnd]))
             }
         }
         let frame = Frame(position: position, offset: start, head: head, payload: Array(buffer[payloadStart..<payloadEnd]),
                           chainHash: chainHash, payloadIntact: computed == stored,
-                          storedPayloadCRC: stored, computedPayloadCRC: computed)
+                          storedDigest: stored, computedDigest: computed)
         bufferStart += head.frameSize
         offset += UInt64(head.frameSize)
         position += 1

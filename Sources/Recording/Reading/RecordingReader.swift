@@ -75,7 +75,7 @@ public final class RecordingReader {
             }
             guard frame.payloadIntact else {
                 throw .damaged(record: index, offset: frame.offset,
-                               reason: "payload checksum mismatch (stored \(hex32(frame.storedPayloadCRC)), computed \(hex32(frame.computedPayloadCRC)))")
+                               reason: "payload checksum mismatch (\(frame.digestMismatch))")
             }
             guard frame.head.sequence == index else {
                 throw .damaged(record: index, offset: frame.offset,

@@ -43,7 +43,7 @@ struct RecordingScan {
         case .frame(let frame): first = frame
         }
         guard first.payloadIntact else {
-            throw fail(.payloadChecksum, first.offset, "header payload checksum mismatch (stored \(hex32(first.storedPayloadCRC)), computed \(hex32(first.computedPayloadCRC))): the header was altered")
+            throw fail(.payloadChecksum, first.offset, "header payload checksum mismatch (\(first.digestMismatch)): the header was altered")
         }
         guard first.head.typeByte == RecordType.header.rawValue, first.head.sequence == 0 else {
             throw fail(.malformedRecord, first.offset, "the first record is not the header")
@@ -104,7 +104,7 @@ struct RecordingScan {
         }
         guard frame.payloadIntact else {
             problem(.payloadChecksum, index, at,
-                    "payload checksum mismatch (stored \(hex32(frame.storedPayloadCRC)), computed \(hex32(frame.computedPayloadCRC))): the record's bytes were altered")
+                    "payload checksum mismatch (\(frame.digestMismatch)): the record's bytes were altered")
             return false
         }
         guard frame.head.sequence == index else {

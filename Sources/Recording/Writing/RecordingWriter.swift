@@ -4,10 +4,12 @@ import Synchronization
 /// Records one session channel into one file, as the bytes cross.
 ///
 /// The relay owns it and calls it from one thread at a time (it may move between threads: the
-/// state sits behind an uncontended lock, so the type is honestly `Sendable`). There is no
-/// background thread: the owner calls `flushIfDue()` at least every 250 ms, and every append
-/// checks the same deadlines, so sealed bytes reach the file and are fdatasync'ed within
-/// `flushInterval` (+ the caller's polling gap) — a crash loses at most the last second.
+/// state sits behind an uncontended lock, so the type is honestly `Sendable`). The owner calls
+/// `flushIfDue()` at least every 250 ms, and every append checks the same deadlines: sealed bytes
+/// are pwritten on the caller's thread within `flushInterval` (+ the polling gap), so a kill -9
+/// loses at most the last second; the fdatasync that follows runs on a background queue (see
+/// `BackgroundSync`) so the relay does not wait for the disk, and its failure ends the session
+/// at the next call.
 ///
 /// Fail closed: the first error is thrown as a `RecordingWriteError`; from then on every call
 /// throws `.poisoned(first:)` and the session must end.
@@ -83,7 +85,10 @@ public final class RecordingWriter: Sendable {
 
     deinit {
         // Dropped without finish(): leave the file as a crash would, for recovery to close.
-        state.withLock { $0.file.close() }
+        state.withLock { s in
+            _ = s.syncer.drain()
+            s.file.close()
+        }
     }
 
     // MARK: Recording
@@ -93,7 +98,7 @@ public final class RecordingWriter: Sendable {
     public func append(_ stream: RecordStream, _ bytes: UnsafeRawBufferPointer) throws(RecordingWriteError) {
         let now = elapsedMicros()
         try state.withLock { (s) throws(RecordingWriteError) in
-            try s.checkUsable()
+            try s.checkUsable(signer: signer)
             if stream == .stdin && !header.inputRecorded { return }
             var remaining = bytes
             while !remaining.isEmpty {
@@ -143,7 +148,7 @@ public final class RecordingWriter: Sendable {
     public func flushIfDue() throws(RecordingWriteError) {
         let now = elapsedMicros()
         try state.withLock { (s) throws(RecordingWriteError) in
-            try s.checkUsable()
+            try s.checkUsable(signer: signer)
             try flushIfDue(&s, now: now)
         }
     }
@@ -154,7 +159,7 @@ public final class RecordingWriter: Sendable {
     public func finish() throws(RecordingWriteError) -> RecordingOutcome {
         let now = elapsedMicros()
         let summary = try state.withLock { (s) throws(RecordingWriteError) -> RecordingSummary in
-            try s.checkUsable()
+            try s.checkUsable(signer: signer)
             s.sealOpenRecord()
             let time = max(now, s.lastTime)
             do {
@@ -170,6 +175,7 @@ public final class RecordingWriter: Sendable {
             try s.sync(signer: signer)
             s.finished = true
             s.file.close()
+            s.seekIndex.finish(recordingSize: s.committed.offset).save(nextTo: path)
             return RecordingSummary(header: header, recordingID: recordingID, end: .normal, durationMicros: s.lastTime,
                                     exit: s.exitOutcome, totals: s.totals, recordCount: s.sequence,
                                     finalHash: hexString(s.chainHash), fileSize: s.committed.offset)
@@ -196,7 +202,7 @@ public final class RecordingWriter: Sendable {
     private func control(_ type: RecordType, _ payload: [UInt8]) throws(RecordingWriteError) {
         let now = elapsedMicros()
         try state.withLock { (s) throws(RecordingWriteError) in
-            try s.checkUsable()
+            try s.checkUsable(signer: signer)
             s.appendWholeRecord(type, time: now, payload: payload)
             try flushIfDue(&s, now: now)
         }
@@ -209,7 +215,7 @@ public final class RecordingWriter: Sendable {
         if now >= s.lastFlushTime, now - s.lastFlushTime >= flushMicros {
             s.sealOpenRecord()
             try s.writeOut(signer: signer)
-            try s.sync(signer: signer)
+            s.syncInBackground()
             s.lastFlushTime = now
         }
     }

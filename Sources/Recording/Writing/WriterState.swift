@@ -13,6 +13,7 @@ struct WriterState {
     }
 
     let file: RecordingFile
+    let syncer = BackgroundSync()
     var buffer: [UInt8] = []
     var sealedEnd = 0
     var openRecord: OpenRecord?
@@ -29,15 +30,22 @@ struct WriterState {
     var lastCheckpointTime: UInt64 = 0
     var recordsSinceCheckpoint = 0
     var exitOutcome: ExitOutcome?
+    /// The seek index, kept as records are sealed and saved at finish.
+    var seekIndex = SeekIndexBuilder()
 
     init(file: RecordingFile, capacity: Int) {
         self.file = file
         buffer.reserveCapacity(capacity)
     }
 
-    func checkUsable() throws(RecordingWriteError) {
+    mutating func checkUsable(signer: SSHPrivateKey) throws(RecordingWriteError) {
         if let failure { throw .poisoned(first: failure) }
         if finished { throw .alreadyFinished(path: file.path) }
+        if let late = syncer.failure {
+            // A background fdatasync failed since the last call: that failure ends the session now.
+            fail(late, signer: signer)
+            throw late
+        }
     }
 
     /// Adds `bytes` to the open record of `stream` or starts a new one. Bytes join the open record
@@ -67,18 +75,25 @@ struct WriterState {
         buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
     }
 
-    /// Fills in the open record's head and CRC and extends the chain over it.
+    /// Fills in the open record's head and digest and extends the chain over it.
     mutating func sealOpenRecord() {
         guard let open = openRecord else { return }
         openRecord = nil
         let payloadLength = buffer.count - open.start - FrameLayout.headSize
         let head = FrameHead(payloadLength: payloadLength, typeByte: open.stream.recordType.rawValue,
                              sequence: sequence, timeMicros: open.time)
-        let crc = buffer.withUnsafeMutableBytes { raw -> UInt32 in
+        let digest = buffer.withUnsafeMutableBytes { raw -> [UInt8] in
             head.encode(into: raw.baseAddress! + open.start)
-            return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)...]))
+            return FrameLayout.payloadDigest(UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)...]))
         }
-        withUnsafeBytes(of: crc.littleEndian) { buffer.append(contentsOf: $0) }
+        buffer.append(contentsOf: digest)
+        if sequence > 0 {
+            buffer.withUnsafeBytes { raw in
+                let payload = UnsafeRawBufferPointer(rebasing: raw[(open.start + FrameLayout.headSize)..<(open.start + FrameLayout.headSize + payloadLength)])
+                seekIndex.add(record: sequence, offset: committed.offset + UInt64(open.start), time: open.time,
+                              output: open.stream == .stdin ? nil : payload)
+            }
+        }
         finishRecord(start: open.start)
         totals[open.stream] += UInt64(payloadLength)
     }
@@ -90,6 +105,10 @@ struct WriterState {
         lastTime = recordTime
         let start = buffer.count
         FrameEncoder.append(type: type, sequence: sequence, time: recordTime, payload: payload, to: &buffer)
+        if sequence > 0 {
+            seekIndex.add(record: sequence, offset: committed.offset + UInt64(start), time: recordTime,
+                          marker: type == .marker ? String(decoding: payload, as: UTF8.self) : nil)
+        }
         finishRecord(start: start)
     }
 
@@ -140,7 +159,19 @@ struct WriterState {
         unsynced = true
     }
 
+    /// Queues an fdatasync of what was written (the periodic flush).
+    mutating func syncInBackground() {
+        guard unsynced else { return }
+        syncer.request(file)
+        unsynced = false
+    }
+
+    /// fdatasync now, after any queued background sync (header and trailer).
     mutating func sync(signer: SSHPrivateKey) throws(RecordingWriteError) {
+        if let late = syncer.drain(), failure == nil {
+            fail(late, signer: signer)
+            throw late
+        }
         guard unsynced else { return }
         do throws(RecordingWriteError) { try file.sync() } catch {
             fail(error, signer: signer)
