@@ -378,3 +378,9 @@ class FreshFixtureTestCase: XCTestCase {
         super.tearDown()
     }
 }
+
+/// What each open descriptor points at, for a leak report.
+func openFileDescriptorTargets() -> [String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return names.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }.sorted()
+}
