@@ -123,9 +123,14 @@ public struct PolicySet: Sendable {
         case .env(let name):
             if let scope = granting.first(where: { $0.environment.contains(name) }) { return .allow(scope: scope.name, command: nil) }
             return deny(.notAllowed, "environment variable \"\(name)\" may not be set")
-        case .forwardLocal(let host, let port), .forwardRemote(let host, let port):
-            if let scope = granting.first(where: { $0.forwards.contains("\(host):\(port)") }) { return .allow(scope: scope.name, command: nil) }
-            return deny(.notAllowed, "forwarding to \(host):\(port) is not allowed")
+        case .forwardLocal(let host, let port):
+            if let scope = granting.first(where: { $0.forwards.contains { $0.matches(host: host, port: port) } }) { return .allow(scope: scope.name, command: nil) }
+            let patterns = granting.filter(\.disclosePatterns).flatMap { $0.forwards.map(\.source) }
+            return deny(.notAllowed, "forwarding to \(host):\(port) is not allowed", rule: "forwards", patterns: patterns)
+        case .forwardRemote(let host, let port):
+            if let scope = granting.first(where: { $0.remoteForwards.contains { $0.matches(host: host, port: port) } }) { return .allow(scope: scope.name, command: nil) }
+            let patterns = granting.filter(\.disclosePatterns).flatMap { $0.remoteForwards.map(\.source) }
+            return deny(.notAllowed, "listening on \(host):\(port) on the target is not allowed", rule: "remote_forwards", patterns: patterns)
         case .shell, .pty, .agentForwarding, .x11:
             return .allow(scope: granting[0].name, command: nil)
         }

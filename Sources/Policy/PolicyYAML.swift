@@ -40,7 +40,7 @@ extension PolicySet {
             let path = "scopes.\(name)"
             guard ScopeNameRule.isValid(name) else { throw reader.error(keyNode, path, "is not a valid scope name (letters, digits, -_.:, at most 64)") }
             let fields = try reader.mapping(value, path)
-            try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "record_input", "disclose_patterns", "limits"], path)
+            try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "remote_forwards", "record_input", "disclose_patterns", "limits"], path)
             let targets = try reader.strings(fields, "targets", path, required: true).map { TargetSelector($0) }
             let rights = try reader.strings(fields, "rights", path, required: true).map { (text: String) -> Right in
                 guard let right = Right(rawValue: text) else {
@@ -56,6 +56,11 @@ extension PolicySet {
                 }
             }
             if rights.contains(.exec) && patterns.isEmpty { throw reader.error(keyNode, path, "grants exec but lists no commands") }
+            if !rights.contains(.exec) && !patterns.isEmpty, !rights.contains(.scp) {
+                throw reader.error(reader.node(fields, "commands") ?? keyNode, "\(path).commands", "lists commands but does not grant exec, so they can never match")
+            }
+            let forwards = try forwardPatterns(reader, fields, "forwards", path: path, right: .forwardLocal, rights: Set(rights), keyNode: keyNode)
+            let remoteForwards = try forwardPatterns(reader, fields, "remote_forwards", path: path, right: .forwardRemote, rights: Set(rights), keyNode: keyNode)
             var maxDuration: Int?, idleTimeout: Int?
             if let limits = reader.node(fields, "limits") {
                 let l = try reader.mapping(limits, "\(path).limits")
@@ -64,12 +69,30 @@ extension PolicySet {
                 idleTimeout = try reader.duration(l, "idle_timeout", "\(path).limits")
             }
             result.append(Scope(name: name, targets: targets, login: try reader.optionalString(fields, "login", path), rights: Set(rights), commands: patterns,
-                                environment: Set(try reader.strings(fields, "env", path)), forwards: Set(try reader.strings(fields, "forwards", path)),
+                                environment: Set(try reader.strings(fields, "env", path)), forwards: forwards, remoteForwards: remoteForwards,
                                 recordInput: try reader.bool(fields, "record_input", path) ?? true,
                                 disclosePatterns: try reader.bool(fields, "disclose_patterns", path) ?? true,
                                 maxDuration: maxDuration, idleTimeout: idleTimeout))
         }
         return PolicySet(result)
+    }
+}
+
+extension PolicySet {
+    /// A forwarding list and its right go together: a right without a list could grant nothing,
+    /// and a list without its right can never match. Both are mistakes worth a line number.
+    static func forwardPatterns(_ reader: YAMLReader, _ fields: Node.Mapping, _ key: String, path: String, right: Right,
+                                rights: Set<Right>, keyNode: Node) throws -> [ForwardPattern] {
+        var patterns: [ForwardPattern] = []
+        if let list = reader.node(fields, key) {
+            for (i, item) in try reader.sequence(list, "\(path).\(key)").enumerated() {
+                let text = try reader.string(item, "\(path).\(key)[\(i)]")
+                do { patterns.append(try ForwardPattern(text)) } catch { throw reader.error(item, "\(path).\(key)[\(i)]", error.description) }
+            }
+            if !rights.contains(right) { throw reader.error(list, "\(path).\(key)", "is set but the scope does not grant \(right.rawValue), so it can never match") }
+        }
+        if rights.contains(right) && patterns.isEmpty { throw reader.error(keyNode, path, "grants \(right.rawValue) but lists no \(key) (host:port)") }
+        return patterns
     }
 }
 

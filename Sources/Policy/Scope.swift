@@ -58,8 +58,10 @@ public struct Scope: Sendable {
     public let commands: CommandAllowlist
     /// Environment variable names the agent may set (with the `env` right).
     public let environment: Set<String>
-    /// `host:port` destinations for forward-local / forward-remote.
-    public let forwards: Set<String>
+    /// Destinations the target may connect to for the agent (`-L`, `-D`, `-W`): forward-local.
+    public let forwards: [ForwardPattern]
+    /// Addresses the target may listen on for the agent (`-R`): forward-remote.
+    public let remoteForwards: [ForwardPattern]
     public let recordInput: Bool
     /// Whether denials may list this scope's accepted patterns to the agent.
     public let disclosePatterns: Bool
@@ -68,7 +70,7 @@ public struct Scope: Sendable {
     public let idleTimeout: Int?
 
     public init(name: String, targets: [TargetSelector], login: String? = nil, rights: Set<Right>, commands: [CommandPattern] = [],
-                environment: Set<String> = [], forwards: Set<String> = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil) {
+                environment: Set<String> = [], forwards: [ForwardPattern] = [], remoteForwards: [ForwardPattern] = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil) {
         self.maxDuration = maxDuration
         self.idleTimeout = idleTimeout
         self.name = name
@@ -78,6 +80,7 @@ public struct Scope: Sendable {
         self.commands = CommandAllowlist(commands)
         self.environment = environment
         self.forwards = forwards
+        self.remoteForwards = remoteForwards
         self.recordInput = recordInput
         self.disclosePatterns = disclosePatterns
     }

@@ -47,6 +47,8 @@ final class BastionFixture: @unchecked Sendable {
         LogLevel VERBOSE
         AcceptEnv GATEHOUSE_TEST LD_PRELOAD
         Subsystem sftp internal-sftp
+        X11Forwarding yes
+        X11UseLocalhost yes
         """.write(to: directory.appendingPathComponent("sshd_config"), atomically: true, encoding: .utf8)
         mkdir("/run/sshd", 0o755)
         targetPid = try spawnDaemon("/usr/sbin/sshd", ["-D", "-f", "\(d)/sshd_config", "-E", "\(d)/sshd.log"])

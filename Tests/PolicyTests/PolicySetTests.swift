@@ -12,7 +12,8 @@ final class PolicySetTests: XCTestCase {
               commands: [try! CommandPattern("systemctl status {unit: /[a-z0-9@._-]+/}"), try! CommandPattern("uptime")]),
         Scope(name: "prod-logs", targets: [.init("env=prod")], rights: [.exec], commands: [try! CommandPattern("journalctl -u {unit: nginx|postgres} -n {n: 1..1000}")]),
         Scope(name: "break-glass", targets: [.init("web-01")], login: "root", rights: Set(Right.allCases),
-              environment: ["LANG"], forwards: ["127.0.0.1:5432"], disclosePatterns: false),
+              environment: ["LANG"], forwards: [try! ForwardPattern("127.0.0.1:5432")], remoteForwards: [try! ForwardPattern("127.0.0.1:5432")],
+              disclosePatterns: false),
     ])
 
     func denial(_ d: PolicyDecision, file: StaticString = #filePath, line: UInt = #line) -> PolicyDenial? {

@@ -56,10 +56,10 @@ enum FrontCallbacks {
         callbacks.pointee.channel_signal_function = { _, _, signal, userdata in
             FrontCallbacks.connection(userdata).signalRequest(signal.map { String(cString: $0) } ?? "")
         }
-        // libssh consumes auth-agent-req without replying (OpenSSH sends it with want_reply 0)
-        // and opens no agent channel unless asked: this callback only audits the refusal.
+        // libssh consumes auth-agent-req without replying (OpenSSH sends it with want_reply 0):
+        // the decision is audited and, if granted, passed to the target with the session.
         callbacks.pointee.channel_auth_agent_req_function = { _, _, userdata in
-            FrontCallbacks.connection(userdata).refuseRequest(kind: "agent-forwarding", detail: "auth-agent-req@openssh.com")
+            FrontCallbacks.connection(userdata).agentForwardingRequest()
         }
         return callbacks
     }
@@ -77,11 +77,11 @@ enum FrontCallbacks {
     }
 
     /// Everything libssh has no callback for arrives here: other authentication methods,
-    /// forwarding channels and global requests, agent and X11 requests. Each is audited and
-    /// refused (returning 1 makes libssh send its default refusal).
+    /// forwarding channels and global requests, X11 requests. Each is decided and answered by
+    /// the connection (returning 0: libssh must not send a second, default reply).
     static let unhandledMessage: @convention(c) (ssh_session?, ssh_message?, UnsafeMutableRawPointer?) -> Int32 = { _, message, userdata in
         guard let message else { return 1 }
-        FrontCallbacks.connection(userdata).unhandled(message)
-        return 1
+        FrontCallbacks.connection(userdata).handleAgentMessage(message)
+        return 0
     }
 }

@@ -43,7 +43,7 @@ extension FrontConnection {
             self.recordsInput = recordsInput
             let target: TargetConnection
             do {
-                target = try openTarget(targetConfiguration, login: login, start: start)
+                target = try openTarget(targetConfiguration, login: login, start: start, event: event)
             } catch {
                 audit("session.target", "target \"\(targetConfiguration.name)\"", .failure, ["reason": error.description, "code": error.code, "request": start.auditText])
                 logger.warning("target session failed", metadata: ["target": "\(targetConfiguration.name)", "error": "\(error)"])
@@ -73,7 +73,6 @@ extension FrontConnection {
                 "recording": recording?.path ?? "", "recording_hash": recording?.finalHash ?? "", "input_recorded": String(recordsInput),
             ])
             logger.info("session ended", metadata: ["reason": "\(ending.reason)", "exit": "\(ending.exitStatus.map { String($0) } ?? ending.exitSignal ?? "-")"])
-            ssh_event_remove_session(event, target.session)
         }
     }
 
@@ -95,8 +94,19 @@ extension FrontConnection {
 
     /// Connects, verifies the host key, mints the per-session certificate and replays the
     /// agent's requests on a new channel.
-    func openTarget(_ configuration: TargetConfiguration, login: String, start: SessionStart) throws(TargetFailure) -> TargetConnection {
+    func openTarget(_ configuration: TargetConfiguration, login: String, start: SessionStart, event: ssh_event) throws(TargetFailure) -> TargetConnection {
+        let connection = try connectedTarget(configuration)
+        attachTarget(to: event)
+        try connection.open(pty: pty, environment: environment, agentForwarding: agentForwarding, x11: x11, start: start, callbacks: targetChannelCallbacks)
+        return connection
+    }
+
+    /// The connection's one SSH connection to its target, made on first need (the session or
+    /// a forward) and shared by every channel after it.
+    func connectedTarget(_ configuration: TargetConfiguration) throws(TargetFailure) -> TargetConnection {
+        if let target { return target }
         let limits = self.configuration.limits
+        let login = self.configuration.policy.login(scopes: scopes, target: configuration.descriptor) ?? configuration.login
         let connection = try TargetConnection(target: configuration, algorithms: self.configuration.algorithms,
                                               timeoutSeconds: limits.targetConnectTimeoutSeconds, login: login)
         let authorities = context.authorities
@@ -112,7 +122,7 @@ extension FrontConnection {
             let keyID = "gatehouse session=\(sessionID) agent=\(agent.keyID) agent_serial=\(agent.serial) target=\(configuration.name)"
             let template = CertificateTemplate(key: ephemeral.publicKey, type: .user, serial: 0, keyID: keyID, principals: [login],
                                                validAfter: validAfter, validBefore: validBefore,
-                                               extensions: pty != nil ? [.flag(CertificateExtension.permitPTY)] : [])
+                                               extensions: targetExtensions(for: configuration).map { .flag($0) })
             authorities.refresh()
             certificate = try authorities.issue(.target, template, actor: "gatehouse:\(sessionID)")
         } catch {
@@ -122,8 +132,34 @@ extension FrontConnection {
         do { key = try LibSSHKeys.certifiedPrivateKey(ephemeral, certificate: certificate) } catch { throw .certificate(target: configuration.name, reason: "\(error)") }
         defer { ssh_key_free(key) }
         try connection.authenticate(with: key, login: login)
-        try connection.open(pty: pty, environment: environment, start: start, callbacks: targetChannelCallbacks)
+        target = connection
         return connection
+    }
+
+    /// Puts the target's socket in the connection's poll context, once. Never called from inside
+    /// a libssh callback: the context must not change while libssh is polling it.
+    func attachTarget(to event: ssh_event) {
+        guard let target, !targetAttached else { return }
+        ssh_event_add_session(event, target.session)
+        targetAttached = true
+    }
+
+    /// The target certificate carries only what this connection can use: permit-pty when a pty
+    /// was asked for, agent and X11 forwarding when granted and requested, port forwarding when
+    /// the scopes grant it and the agent's own certificate permits it. The target's sshd then
+    /// refuses anything else on its own, whatever the bastion does.
+    func targetExtensions(for target: TargetConfiguration) -> [String] {
+        guard let agent else { return [] }
+        let rights = Set(configuration.policy.applicable(scopes, to: target.descriptor).scopes.flatMap(\.rights))
+        var extensions: [String] = []
+        let ptyPossible = pty != nil || (start == nil && rights.contains(.pty) && agent.permissions.pty)
+        if ptyPossible { extensions.append(CertificateExtension.permitPTY) }
+        if agent.permissions.portForwarding, rights.contains(.forwardLocal) || rights.contains(.forwardRemote) {
+            extensions.append(CertificateExtension.permitPortForwarding)
+        }
+        if agentForwarding { extensions.append(CertificateExtension.permitAgentForwarding) }
+        if x11 != nil { extensions.append(CertificateExtension.permitX11Forwarding) }
+        return extensions
     }
 
     /// Ends the agent's channel: an optional message on stderr, the exit status or signal, EOF
@@ -142,9 +178,11 @@ extension FrontConnection {
         }
         ssh_channel_send_eof(channel)
         ssh_channel_close(channel)
+        // Forwards still open keep the connection (serviceForwardsUntilDone runs them).
         let until = Date().addingTimeInterval(2)
-        while Date() < until, ssh_is_connected(session) != 0 {
+        while Date() < until, ssh_is_connected(session) != 0, forwards.isEmpty, remoteListeners.isEmpty {
             if ssh_event_dopoll(event, 100) == SSH_ERROR { break }
+            serviceForwards(event: event)
         }
     }
 }

@@ -47,6 +47,21 @@ final class FrontConnection {
     /// Set when the recorder failed outside the relay loop (a resize); the loop ends the session.
     var recordingFailed = false
 
+    // Forwarding state (FrontConnection+Forwarding).
+    var forwards: [ForwardedChannel] = []
+    var remoteListeners: [RemoteListener] = []
+    var agentForwarding = false
+    var x11: X11Request?
+    /// Recording channel numbers: the session channel is 0, forwarded channels count up.
+    var nextChannelNumber = 0
+    var lastForwardActivity = Date()
+    let connectionStarted = Date()
+    var deadline: LoginDeadline?
+    var targetAttached = false
+    static let chunk = 64 * 1024
+    /// Scratch space for moving forwarded bytes, one per connection.
+    let scratch = UnsafeMutableRawPointer.allocate(byteCount: FrontConnection.chunk, alignment: 16)
+
     init(session: ssh_session, context: ServerContext) {
         self.session = session
         self.context = context
@@ -60,6 +75,7 @@ final class FrontConnection {
     }
 
     deinit {
+        scratch.deallocate()
         serverCallbacks?.deallocate()
         frontChannelCallbacks?.deallocate()
         targetChannelCallbacks?.deallocate()
@@ -91,6 +107,7 @@ final class FrontConnection {
         }
         let fd = ssh_get_fd(session)
         let deadline = LoginDeadline(fd: fd, seconds: configuration.limits.loginGraceSeconds)
+        self.deadline = deadline
         defer {
             deadline.disarm()
             ssh_disconnect(session)
@@ -112,15 +129,30 @@ final class FrontConnection {
         defer { ssh_event_free(event) }
         ssh_event_add_session(event, session)
         defer { ssh_event_remove_session(event, session) }
+        defer { if let target, targetAttached { ssh_event_remove_session(event, target.session) } }
 
         // Authentication, the session channel and its first start request, under the deadline.
+        // Forwards granted meanwhile run from here too.
+        var forwardOnly = false
         while start == nil {
             if ssh_event_dopoll(event, 200) == SSH_ERROR || ssh_is_connected(session) == 0 { break }
+            serviceForwards(event: event)
             if failedAuthentications >= Self.maxAuthenticationAttempts { break }
             if deadline.fired { break }
+            // `ssh -N -L …`: logged in to forward ports, perhaps never a session.
+            if !forwardOnly, mayForwardPorts {
+                forwardOnly = true
+                deadline.disarm()
+                break
+            }
         }
         deadline.disarm()
         if agent == nil { auditLoginRefusal(target: targetName.isEmpty ? "(none)" : targetName) }
+        if start == nil, forwardOnly {
+            releaseStartupSlot()
+            runForwardsOrSession(event: event)
+            return
+        }
         guard let start, let channel else {
             let reason: String
             if deadline.fired { reason = agent == nil ? "not authenticated within \(configuration.limits.loginGraceSeconds)s" : "no session started within \(configuration.limits.loginGraceSeconds)s" }
@@ -131,6 +163,28 @@ final class FrontConnection {
         }
         releaseStartupSlot()
         runSession(start: start, channel: channel, event: event)
+        serviceForwardsUntilDone(event: event, sessionStarted: true)
+    }
+
+    /// A connection allowed to forward ports: forwards run until the agent hangs up, and a
+    /// session, if one starts, runs as usual with the forwards beside it.
+    private func runForwardsOrSession(event: ssh_event) {
+        let limits = forwardLimits()
+        while start == nil, ssh_is_connected(session) != 0 {
+            if ssh_event_dopoll(event, 250) == SSH_ERROR { break }
+            serviceForwards(event: event)
+            if recordingFailed { break }
+            let now = Date()
+            if let max = limits.maxDuration, now.timeIntervalSince(connectionStarted) > TimeInterval(max) { break }
+            if let idle = limits.idleTimeout, now.timeIntervalSince(lastForwardActivity) > TimeInterval(idle) { break }
+        }
+        if let start, let channel {
+            runSession(start: start, channel: channel, event: event)
+            serviceForwardsUntilDone(event: event, sessionStarted: true)
+            return
+        }
+        serviceForwardsUntilDone(event: event, sessionStarted: false)
+        audit("ssh.connection", "connection from \(peer)", .success, ["reason": "forwarding connection ended", "recording_failed": String(recordingFailed)])
     }
 
     func releaseStartupSlot() {

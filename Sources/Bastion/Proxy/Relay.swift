@@ -19,7 +19,6 @@ extension FrontConnection {
     /// bounded by the SSH windows, whatever the volume.
     func relay(front: ssh_channel, event: ssh_event, target: TargetConnection, maxDuration: Int?, idleTimeout: Int?) -> RelayEnding {
         guard let back = target.channel else { return RelayEnding(reason: "no target channel", clean: false) }
-        ssh_event_add_session(event, target.session)
         ssh_set_blocking(session, 0)
         ssh_set_blocking(target.session, 0)
         defer {
@@ -68,6 +67,7 @@ extension FrontConnection {
                     if let n = pump(from: back, stderr: true, to: front, asStderr: true, stream: .stderr), n > 0 { bytesErr += UInt64(n); progressed = true }
                 }
                 if progressed { lastActivity = Date() }
+                if serviceForwards(event: event) { progressed = true }
             }
             // Half-close: pass each side's EOF on once everything before it has been delivered.
             if !eofToTarget, ssh_channel_is_eof(front) != 0, Self.drained(front) {

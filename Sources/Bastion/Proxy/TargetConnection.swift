@@ -46,6 +46,15 @@ enum SessionStart: Equatable {
     }
 }
 
+/// An X11 forwarding request as the agent's client sent it; passed to the target unchanged, so
+/// the client can recognise its own fake cookie when the X11 connection comes back.
+struct X11Request {
+    var singleConnection: Bool
+    var authProtocol: String
+    var authCookie: String
+    var screen: Int32
+}
+
 struct PTYRequest {
     var term: String
     var columns: Int32
@@ -122,10 +131,10 @@ final class TargetConnection {
     }
 
     /// Opens the session channel and replays what the agent asked for, in the agent's order:
-    /// pty first, then environment, then the command, shell or subsystem.
+    /// pty first, then environment, agent and X11 forwarding, then the command, shell or subsystem.
     /// `callbacks` are installed before any request, so even the exit status of a command that
     /// ends at once is seen.
-    func open(pty: PTYRequest?, environment: [(String, String)], start: SessionStart,
+    func open(pty: PTYRequest?, environment: [(String, String)], agentForwarding: Bool, x11: X11Request?, start: SessionStart,
               callbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>) throws(TargetFailure) {
         guard let channel = ssh_channel_new(session) else { throw .channelRefused(target: target.name, what: "session", reason: error("channel")) }
         self.channel = channel
@@ -139,6 +148,12 @@ final class TargetConnection {
         for (name, value) in environment where ssh_channel_request_env(channel, name, value) != SSH_OK {
             throw .channelRefused(target: target.name, what: "env \(name)", reason: "the target's sshd does not accept it (AcceptEnv)")
         }
+        if agentForwarding, ssh_channel_request_auth_agent(channel) != SSH_OK {
+            throw .channelRefused(target: target.name, what: "agent forwarding", reason: error("auth-agent-req"))
+        }
+        if let x11, ssh_channel_request_x11(channel, x11.singleConnection ? 1 : 0, x11.authProtocol, x11.authCookie, x11.screen) != SSH_OK {
+            throw .channelRefused(target: target.name, what: "X11 forwarding", reason: "the target's sshd refused it (X11Forwarding, xauth)")
+        }
         let rc: Int32
         switch start {
         case .exec(let command): rc = ssh_channel_request_exec(channel, command)
@@ -146,5 +161,38 @@ final class TargetConnection {
         case .subsystem(let name): rc = ssh_channel_request_subsystem(channel, name)
         }
         guard rc == SSH_OK else { throw .channelRefused(target: target.name, what: start == .shell ? "shell" : "exec", reason: error("request")) }
+    }
+
+    /// A direct-tcpip channel from the target host to `host`:`port` (the agent's `-L`, `-D`,
+    /// `-W`): the target's sshd connects, under its own AllowTcpForwarding and PermitOpen.
+    func openForward(host: String, port: Int, originHost: String, originPort: Int) throws(TargetFailure) -> ssh_channel {
+        guard let forward = ssh_channel_new(session) else { throw .channelRefused(target: target.name, what: "forward", reason: error("channel")) }
+        let rc = Self.blocking(session) { ssh_channel_open_forward(forward, host, Int32(port), originHost, Int32(originPort)) }
+        guard rc == SSH_OK else {
+            let reason = error("open")
+            ssh_channel_free(forward)
+            throw .channelRefused(target: target.name, what: "forward to \(host):\(port)", reason: reason)
+        }
+        return forward
+    }
+
+    /// Asks the target's sshd to listen (the agent's `-R`); returns the port it bound.
+    func listenForward(address: String, port: Int) throws(TargetFailure) -> Int {
+        var bound: Int32 = 0
+        let rc = Self.blocking(session) { ssh_channel_listen_forward(session, address, Int32(port), &bound) }
+        guard rc == SSH_OK else { throw .channelRefused(target: target.name, what: "listen on \(address):\(port)", reason: error("tcpip-forward")) }
+        return port == 0 ? Int(bound) : port
+    }
+
+    func cancelForward(address: String, port: Int) {
+        _ = Self.blocking(session) { ssh_channel_cancel_forward(session, address, Int32(port)) }
+    }
+
+    /// Runs a libssh call that must wait for its answer on a session the relay keeps non-blocking.
+    static func blocking<T>(_ session: ssh_session, _ body: () -> T) -> T {
+        let was = ssh_is_blocking(session) != 0
+        if !was { ssh_set_blocking(session, 1) }
+        defer { if !was { ssh_set_blocking(session, 0) } }
+        return body()
     }
 }
