@@ -32,6 +32,9 @@ final class PolicyEnforcementTests: SharedFixtureTestCase {
           shell-only:
             targets: [web-01]
             rights: [shell]
+          legacy-scp:
+            targets: [web-01]
+            rights: [scp]
         """)
     }
 
@@ -114,6 +117,29 @@ final class PolicyEnforcementTests: SharedFixtureTestCase {
         XCTAssertTrue(granted.out.contains("sftp-batch"), granted.out)
         let refused = try runBinary("/usr/bin/sftp", arguments + ["-o", "CertificateFile=\(f.directory.appendingPathComponent("agent-cert.pub").path)", "web-01@127.0.0.1"])
         XCTAssertNotEqual(refused.status, 0)
+    }
+
+    /// Legacy scp (`scp -O`) arrives as an exec of `scp -t …`: its own right, not a command pattern.
+    func testLegacySCPGrantedByItsRightAndRefusedWithout() throws {
+        try f.issueAgentCertificate(scopes: ["legacy-scp"], keyID: "agent:scp", output: "scp-cert.pub")
+        let source = f.directory.appendingPathComponent("scp-source.txt")
+        try "copied by legacy scp\n".write(to: source, atomically: true, encoding: .utf8)
+        let destination = f.directory.appendingPathComponent("scp-destination.txt").path
+        func scp(_ certificate: String) throws -> BinaryResult {
+            try runBinary("/usr/bin/scp", ["-O", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                           "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-i", f.agentKey.path, "-P", String(f.bastionPort),
+                                           "-o", "CertificateFile=\(f.directory.appendingPathComponent(certificate).path)", source.path, "web-01@127.0.0.1:\(destination)"])
+        }
+        let granted = try scp("scp-cert.pub")
+        XCTAssertEqual(granted.status, 0, granted.err)
+        XCTAssertEqual(try String(contentsOfFile: destination, encoding: .utf8), "copied by legacy scp\n")
+        XCTAssertNotNil(f.awaitAudit { $0.event.action == "policy.decision" && $0.event.details["key_id"] == "agent:scp" && $0.event.outcome == .success })
+        unlink(destination)
+        try f.issueAgentCertificate(scopes: ["files"], keyID: "agent:no-scp", output: "noscp-cert.pub")
+        let refused = try scp("noscp-cert.pub")
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: destination))
+        XCTAssertTrue(refused.err.contains("the scp right is not granted"), refused.err)
     }
 
     func testShellGrantedByItsRightAndRefusedWithout() throws {
