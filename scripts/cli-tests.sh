@@ -135,6 +135,10 @@ scopes:
     login: deploy
     rights: [exec]
     commands: ["systemctl status {unit: /[a-z0-9@._-]+/}"]
+  db-tunnel:
+    targets: [db-01]
+    rights: [forward-local]
+    forwards: ["127.0.0.1:5432"]
 YAML
 pc_config() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes ops-read,ghost --target web-01 -- 'systemctl status nginx'); [ $? -eq 0 ] && grep -q '^login:    deploy$' <<<"$out" && grep -q '^sent:     systemctl status nginx$' <<<"$out"; }
 check "policy check --config: the server's decision, login and command sent" pc_config
@@ -146,6 +150,9 @@ pc_cert() { "$GATEHOUSE" cert issue --ca-key "$work/ca" --public-key "$work/agen
   && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --cert "$work/pc-cert.pub" --target web-01 -- 'systemctl status nginx'); [ $? -eq 0 ] \
   && grep -q '^scopes:   ops-read (from' <<<"$out" && grep -q '^decision: allow$' <<<"$out"; }
 check "policy check --cert: scopes read from the certificate" pc_cert
+pc_forward() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes db-tunnel --target db-01 --forward 127.0.0.1:5432); [ $? -eq 0 ] && grep -q '^scope:    db-tunnel$' <<<"$out" \
+  && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes db-tunnel --target db-01 --forward 10.0.0.5:5432); [ $? -eq 1 ] && grep -q '"rule":"forwards"' <<<"$out" && grep -q 'Accepted here: `127.0.0.1:5432`' <<<"$out"; }
+check "policy check --forward: a port forward decided as the server decides it" pc_forward
 
 # ---- the demo, end to end: a real sshd trusts `ca export user`, refuses after `ca export krl` ----
 ca_tour_runs() { out=$("$(dirname "$0")/ca-tour.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }

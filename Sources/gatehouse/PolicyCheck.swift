@@ -22,11 +22,14 @@ struct PolicyCheck: ParsableCommand {
     @Option(help: "A certificate whose scopes@gatehouse to use instead of --scopes.") var cert: String?
     @Option(help: "The target name.") var target: String?
     @Option(name: .customLong("label"), help: "A target label key=value (repeatable).") var labels: [String] = []
+    @Option(help: "Check a port forward to HOST:PORT (ssh -L/-D/-W) instead of a command (with --config).") var forward: String?
+    @Option(name: .customLong("remote-forward"), help: "Check a listen address HOST:PORT on the target (ssh -R) instead of a command (with --config).") var remoteForward: String?
     @Argument(parsing: .captureForPassthrough, help: "The exec string (as one argument, or words joined with spaces).") var command: [String] = []
 
     func run() throws {
         let words = command.first == "--" ? Array(command.dropFirst()) : command
         if let config { return try checkAgainstConfig(config, exec: words.joined(separator: " ")) }
+        if forward != nil || remoteForward != nil { throw CLIError("--forward and --remote-forward need --config (forwards are decided by scopes)") }
         var sources = patterns
         if let patternsFile {
             sources += try readFile(patternsFile).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
@@ -77,10 +80,26 @@ struct PolicyCheck: ParsableCommand {
             labelMap[String(l[..<eq])] = String(l[l.index(after: eq)...])
         }
         let descriptor = TargetDescriptor(name: target, labels: labelMap)
-        switch policy.decide(scopes: names, target: descriptor, request: .exec(exec)) {
+        let request: ChannelRequest
+        if let spec = forward ?? remoteForward {
+            guard forward == nil || remoteForward == nil else { throw CLIError("give --forward or --remote-forward, not both") }
+            guard let colon = spec.lastIndex(of: ":"), let port = Int(spec[spec.index(after: colon)...]), (0...65535).contains(port) else {
+                throw CLIError("\"\(spec)\" is not HOST:PORT")
+            }
+            var host = String(spec[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            request = forward != nil ? .forwardLocal(host: host, port: port) : .forwardRemote(host: host, port: port)
+        } else {
+            request = .exec(exec)
+        }
+        switch policy.decide(scopes: names, target: descriptor, request: request) {
         case .allow(let scope, let line):
             print("decision: allow")
             print("scope:    \(scope)")
+            if line == nil {
+                print("note:     the certificate must also carry permit-port-forwarding")
+                return
+            }
             print("login:    \(policy.login(scopes: names, target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
             print("sent:     \(line ?? "")")
         case .deny(let denial):
