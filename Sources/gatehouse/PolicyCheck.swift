@@ -103,7 +103,11 @@ struct PolicyCheck: ParsableCommand {
             print("login:    \(policy.login(scopes: names, target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
             print("sent:     \(line ?? "")")
         case .deny(let denial):
-            print("decision: deny (exit status \(PolicyDenial.exitStatus) on the server)")
+            if case .exec = request {
+                print("decision: deny (exit status \(PolicyDenial.exitStatus) on the server)")
+            } else {
+                print("decision: deny (the server refuses the forward and audits the reason)")
+            }
             print(denial.message, terminator: "")
             throw ExitCode(1)
         }
