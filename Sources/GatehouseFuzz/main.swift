@@ -86,7 +86,7 @@ if arguments.first == "--policy" {
         "cat {file: path under /var/log}", "kubectl get pods {names...: /[a-z0-9-]+/}", "git log {ref?}",
     ].map(CommandPattern.init))
     var m = Mutator(state: 0x5eed ^ UInt64(count))
-    var allowed = 0, denied = 0, patterns = 0
+    var allowed = 0, denied = 0, patterns = 0, forwards = 0
     let started = Date()
     for i in 0..<count {
         let input = m.mutate(seeds[i % seeds.count], corpus: seeds)
@@ -100,8 +100,13 @@ if arguments.first == "--policy" {
         case .deny: denied += 1
         }
         if i % 4 == 0, (try? CommandPattern(text)) != nil { patterns += 1 }
+        // Forward patterns (scopes' forwards / remote_forwards): parse, and match what parsed.
+        if i % 4 == 2, let forward = try? ForwardPattern(text) {
+            forwards += 1
+            _ = forward.matches(host: text, port: Int(input.first ?? 0) * 256 + Int(input.last ?? 0))
+        }
     }
-    print("fuzz policy: \(count) inputs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s, no crash; \(allowed) allowed (each re-split to its exact argv), \(denied) denied, \(patterns) parsed as patterns")
+    print("fuzz policy: \(count) inputs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s, no crash; \(allowed) allowed (each re-split to its exact argv), \(denied) denied, \(patterns) parsed as patterns, \(forwards) as forward patterns")
     exit(0)
 }
 
