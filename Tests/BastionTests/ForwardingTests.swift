@@ -16,7 +16,7 @@ final class ForwardingTests: SharedFixtureTestCase {
     override class func makeFixture() throws -> BastionFixture {
         echoPort = try freePort()
         remotePort = try freePort()
-        let fixture = try BastionFixture(extraScopes: """
+        let fixture = try BastionFixture(maxForwards: 3, extraScopes: """
           tunnels:
             targets: [web-01]
             rights: [exec, forward-local, forward-remote, agent-forwarding, x11]
@@ -25,7 +25,7 @@ final class ForwardingTests: SharedFixtureTestCase {
               - "xdpyinfo"
               - "python3 \(tcp) send {port: 1..65535} {message: /[a-z-]+/}"
             forwards: ["127.0.0.1:\(echoPort)"]
-            remote_forwards: ["127.0.0.1:\(remotePort)"]
+            remote_forwards: ["127.0.0.1:\(remotePort)", "localhost:0"]
         """)
         // One echo server stands on both sides: the target's (for -L, -D, -W) and the agent's (for -R).
         echoPid = try spawnDaemon("/usr/bin/python3", [tcp, "echo", String(echoPort)])
@@ -144,6 +144,20 @@ final class ForwardingTests: SharedFixtureTestCase {
         XCTAssertTrue(r.err.contains("remote port forwarding failed"), r.err)
         let refusal = try XCTUnwrap(f.awaitAudit { $0.event.action == "session.request" && $0.event.details["request"]?.contains(":\(other)") == true })
         XCTAssertEqual(refusal.event.details["rule"], "remote_forwards")
+    }
+
+    func testForwardsPerConnectionAreBounded() throws {
+        // limits.max_forwards is 3 in this fixture: a fourth listener on one connection is refused.
+        // Distinct specs (the client drops duplicates); the local end is never used.
+        let specs = (1...4).flatMap { ["-R", "localhost:0:127.0.0.1:\($0)"] }
+        let r = try runBinary("/usr/bin/ssh", sshArguments(certificate: "tunnel-cert.pub", ["-o", "ExitOnForwardFailure=yes"] + specs + [
+            "web-01@127.0.0.1", "--", "ssh-add", "-l",
+        ]))
+        XCTAssertEqual(r.status, 255)
+        XCTAssertTrue(r.err.contains("remote port forwarding failed"), r.err)
+        let refusal = try XCTUnwrap(f.awaitAudit { $0.event.action == "session.request" && $0.event.details["code"] == "limit" })
+        XCTAssertTrue(refusal.event.details["reason"]?.contains("limits.max_forwards") ?? false)
+        XCTAssertEqual(try f.auditRecords().filter { $0.event.action == "policy.decision" && $0.event.details["session"] == refusal.event.details["session"] }.count, 3)
     }
 
     // MARK: -A

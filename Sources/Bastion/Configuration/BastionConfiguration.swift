@@ -71,6 +71,9 @@ public struct Limits: Sendable {
     public var targetConnectTimeoutSeconds = 10
     /// Lifetime of the per-session certificate presented to the target.
     public var targetCertificateSeconds = 300
+    /// Forwarded channels (and `-R` listeners) open at once on one connection: each holds a
+    /// recording and a target channel, so a client opening thousands is refused past this.
+    public var maxForwards = 32
 }
 
 /// Modern algorithms only: no SHA-1, no CBC, no DSA, no group1/group14-sha1.

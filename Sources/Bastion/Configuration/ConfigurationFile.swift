@@ -60,7 +60,7 @@ extension BastionConfiguration {
         }
         if let limits = r.node(top, "limits") {
             let m = try r.mapping(limits, "limits")
-            try r.onlyKeys(m, ["login_grace", "max_unauthenticated", "keepalive", "target_connect_timeout", "target_certificate_lifetime"], "limits")
+            try r.onlyKeys(m, ["login_grace", "max_unauthenticated", "keepalive", "target_connect_timeout", "target_certificate_lifetime", "max_forwards"], "limits")
             c.limits.loginGraceSeconds = try r.duration(m, "login_grace", "limits") ?? c.limits.loginGraceSeconds
             c.limits.maxUnauthenticated = try r.int(m, "max_unauthenticated", "limits", in: 1...100_000) ?? c.limits.maxUnauthenticated
             if let n = r.node(m, "keepalive"), n.string == "off" { c.limits.keepaliveSeconds = 0 } else {
@@ -68,6 +68,7 @@ extension BastionConfiguration {
             }
             c.limits.targetConnectTimeoutSeconds = try r.duration(m, "target_connect_timeout", "limits") ?? c.limits.targetConnectTimeoutSeconds
             c.limits.targetCertificateSeconds = try r.duration(m, "target_certificate_lifetime", "limits") ?? c.limits.targetCertificateSeconds
+            c.limits.maxForwards = try r.int(m, "max_forwards", "limits", in: 0...10_000) ?? c.limits.maxForwards
         }
         if let algorithms = r.node(top, "algorithms") {
             let m = try r.mapping(algorithms, "algorithms")

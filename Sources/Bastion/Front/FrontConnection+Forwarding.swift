@@ -81,6 +81,11 @@ extension FrontConnection {
     /// with the rule that refused.
     private func decideForward(_ kind: ForwardedChannel.Kind, _ request: ChannelRequest, detail: String) -> (TargetConfiguration, scope: String)? {
         guard let agent else { return nil }
+        if kind == .local || kind == .remote, forwards.count + remoteListeners.count >= configuration.limits.maxForwards {
+            audit("session.request", kind.rawValue, .refused, ["request": detail, "target": targetName, "code": "limit",
+                                                               "reason": "\(configuration.limits.maxForwards) forwards already open on this connection (limits.max_forwards)"])
+            return nil
+        }
         guard let target = configuration.targets[targetName] else {
             audit("session.request", kind.rawValue, .refused, ["request": detail, "target": targetName, "reason": "unknown target"])
             return nil
@@ -213,7 +218,16 @@ extension FrontConnection {
         }
         let origin = ssh_message_channel_request_open_originator(message).map { String(cString: $0) } ?? ""
         let originPort = Int(ssh_message_channel_request_open_originator_port(message))
-        guard let front = ssh_channel_new(session) else { return }
+        guard forwards.count + remoteListeners.count < configuration.limits.maxForwards else {
+            audit("session.request", "target-channel", .refused, ["target": targetName, "code": "limit", "from": "\(origin):\(originPort)",
+                                                                  "reason": "\(configuration.limits.maxForwards) forwards already open on this connection (limits.max_forwards)"])
+            ssh_message_reply_default(message)
+            return
+        }
+        guard let front = ssh_channel_new(session) else {
+            ssh_message_reply_default(message)
+            return
+        }
         let kind: ForwardedChannel.Kind, summary: String, rc: Int32
         switch ssh_message_subtype(message) {
         case Int32(SSH_CHANNEL_FORWARDED_TCPIP.rawValue):
