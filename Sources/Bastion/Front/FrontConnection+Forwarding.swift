@@ -338,6 +338,11 @@ extension FrontConnection {
         let limits = forwardLimits()
         while ssh_is_connected(session) != 0 {
             if sessionStarted && forwards.isEmpty && remoteListeners.isEmpty { break }
+            if targetLost {
+                closeAllForwards(reason: "the connection to the target was lost")
+                audit("ssh.connection", "connection from \(peer)", .failure, ["reason": "the connection to target \(targetName) was lost"])
+                break
+            }
             if recordingFailed {
                 closeAllForwards(reason: "recording failed")
                 audit("session.recording", "connection", .failure, ["reason": "a forwarded channel could not be recorded; the connection was ended"])
@@ -359,6 +364,9 @@ extension FrontConnection {
         }
         closeAllForwards(reason: "the connection ended")
     }
+
+    /// The shared target connection existed and is gone: nothing forwarded can go on.
+    var targetLost: Bool { target.map { ssh_is_connected($0.session) == 0 } ?? false }
 
     func forwardLimits() -> (maxDuration: Int?, idleTimeout: Int?) {
         guard let target = configuration.targets[targetName] else { return (nil, nil) }

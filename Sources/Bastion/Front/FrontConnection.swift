@@ -173,7 +173,7 @@ final class FrontConnection {
         while start == nil, ssh_is_connected(session) != 0 {
             if ssh_event_dopoll(event, 250) == SSH_ERROR { break }
             serviceForwards(event: event)
-            if recordingFailed { break }
+            if recordingFailed || targetLost { break }
             let now = Date()
             if let max = limits.maxDuration, now.timeIntervalSince(connectionStarted) > TimeInterval(max) { break }
             if let idle = limits.idleTimeout, now.timeIntervalSince(lastForwardActivity) > TimeInterval(idle) { break }
