@@ -156,19 +156,7 @@ extension FrontConnection {
             ssh_message_reply_default(message)
             return
         }
-        guard let recorder = startForwardRecording(summary, target: targetConfiguration) else {
-            ssh_channel_close(back)
-            ssh_channel_free(back)
-            ssh_message_reply_default(message)
-            return
-        }
-        guard let front = ssh_message_channel_request_open_reply_accept(message) else {
-            ssh_channel_close(back)
-            ssh_channel_free(back)
-            _ = try? recorder.finish()
-            return
-        }
-        adopt(ForwardedChannel(kind: .local, number: recorder.header.channel, summary: summary, front: front, back: back, recorder: recorder), scope: scope)
+        acceptOtherSide(message, opened: back, openedOnTarget: true, kind: .local, summary: summary, target: targetConfiguration, scope: scope)
     }
 
     private func openRemoteListener(_ message: ssh_message) {
@@ -261,19 +249,32 @@ extension FrontConnection {
             ssh_message_reply_default(message)
             return
         }
-        guard let targetConfiguration = target?.target, let recorder = startForwardRecording(summary, target: targetConfiguration) else {
-            ssh_channel_close(front)
+        guard let targetConfiguration = target?.target else {
             ssh_channel_free(front)
             ssh_message_reply_default(message)
             return
         }
-        guard let back = ssh_message_channel_request_open_reply_accept(message) else {
-            ssh_channel_close(front)
-            ssh_channel_free(front)
+        acceptOtherSide(message, opened: front, openedOnTarget: false, kind: kind, summary: summary, target: targetConfiguration, scope: nil)
+    }
+
+    /// One side of a forward is open (`opened`); the recorder starts, then the requesting side's
+    /// open is accepted. If either fails, the open side is closed and the request refused.
+    private func acceptOtherSide(_ message: ssh_message, opened: ssh_channel, openedOnTarget: Bool, kind: ForwardedChannel.Kind,
+                                 summary: String, target: TargetConfiguration, scope: String?) {
+        guard let recorder = startForwardRecording(summary, target: target) else {
+            ssh_channel_close(opened)
+            ssh_channel_free(opened)
+            ssh_message_reply_default(message)
+            return
+        }
+        guard let accepted = ssh_message_channel_request_open_reply_accept(message) else {
+            ssh_channel_close(opened)
+            ssh_channel_free(opened)
             _ = try? recorder.finish()
             return
         }
-        adopt(ForwardedChannel(kind: kind, number: recorder.header.channel, summary: summary, front: front, back: back, recorder: recorder), scope: nil)
+        let (front, back) = openedOnTarget ? (accepted, opened) : (opened, accepted)
+        adopt(ForwardedChannel(kind: kind, number: recorder.header.channel, summary: summary, front: front, back: back, recorder: recorder), scope: scope)
     }
 
     // MARK: Bookkeeping
