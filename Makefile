@@ -3,7 +3,7 @@
 #   make test   installs what is missing, builds, and runs the whole test suite
 SHELL := /bin/bash
 SWIFT ?= swift
-DEBIAN_PACKAGES := libssh-dev libssl-dev pkg-config openssh-client openssh-server tmux python3 python3-pip xvfb xauth x11-utils
+DEBIAN_PACKAGES := libssh-dev libssl-dev pkg-config openssh-client openssh-server tmux asciinema python3 python3-pip xvfb xauth x11-utils
 STATE := var/demo
 
 .PHONY: deps build demo test clean

@@ -13,9 +13,12 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "raw, ttyrec, asciicast-v2, asciicast-v3 or text.") var format: ExportFormat
     @Option(help: "For raw: stdout, stderr or stdin.") var stream: RecordStream = .stdout
     @Option(name: .shortAndLong, help: "Write here instead of standard output.") var output: String?
+    @Option(help: "Only what was recorded up to this time (seconds, or m:ss): with --format text, the lines on the player's screen at `replay --at` that time.")
+    var at: String?
 
     func run() throws {
         let path = try store.resolve(id)
+        let until = try at.map(ReplayCommand.parseOffset)
         let handle: FileHandle
         if let output {
             guard FileManager.default.createFile(atPath: output, contents: nil, attributes: [.posixPermissions: 0o600]),
@@ -25,7 +28,7 @@ struct ExportCommand: ParsableCommand {
             handle = FileHandle.standardOutput
         }
         let report: ExportReport
-        do { report = try RecordingExporter.export(path: path, format: format, stream: stream) { try handle.write(contentsOf: $0) } } catch {
+        do { report = try RecordingExporter.export(path: path, format: format, stream: stream, until: until) { try handle.write(contentsOf: $0) } } catch {
             throw CLIError("\(error)")
         }
         try? handle.synchronize()

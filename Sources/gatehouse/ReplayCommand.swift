@@ -36,7 +36,7 @@ struct ReplayCommand: ParsableCommand {
             var last = MonotonicClock.nanoseconds()
             while !player.finished && !player.quit {
                 let wait = try player.wallMicrosUntilNextEvent() ?? 500_000
-                if let command = terminal.readCommand(timeoutMicros: min(wait, 200_000)) {
+                for command in terminal.readCommands(timeoutMicros: min(wait, 200_000)) where !player.quit {
                     terminal.show(try player.handle(command))
                 }
                 let now = MonotonicClock.nanoseconds()
@@ -101,25 +101,47 @@ final class PlayerTerminal {
         if let lastExit { announce("session ended: \(lastExit)"); self.lastExit = nil }
     }
 
-    /// Waits up to `timeoutMicros` for a key and maps it to a player command.
-    func readCommand(timeoutMicros: UInt64) -> Player<RecordingPlayback>.Command? {
-        guard isInteractive else { usleep(UInt32(min(timeoutMicros, 1_000_000))); return nil }
+    /// Waits up to `timeoutMicros` for keys and maps them to player commands. One read may hold
+    /// several keys (typed ahead, pasted, or sent at once by `tmux send-keys`): each one counts.
+    func readCommands(timeoutMicros: UInt64) -> [Player<RecordingPlayback>.Command] {
+        guard isInteractive else { usleep(UInt32(min(timeoutMicros, 1_000_000))); return [] }
         var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
-        guard poll(&descriptor, 1, Int32(timeoutMicros / 1_000)) > 0 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: 16)
+        guard poll(&descriptor, 1, Int32(timeoutMicros / 1_000)) > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: 64)
         let count = read(input, &bytes, bytes.count)
-        guard count > 0 else { return nil }
-        switch Array(bytes[0..<count]) {
-        case [0x20]: return .togglePause
-        case [0x2E]: return .step
-        case [0x1B, 0x5B, 0x43]: return .seekForward
-        case [0x1B, 0x5B, 0x44]: return .seekBackward
-        case [0x5D]: return .nextMarker
-        case [0x2B], [0x3D]: return .faster
-        case [0x2D]: return .slower
-        case [0x71], [0x51], [0x03]: return .quit
-        default: return nil
+        guard count > 0 else { return [] }
+        return Self.commands(in: bytes[0..<count])
+    }
+
+    /// The keys in `bytes`, in order; unknown keys and escape sequences are skipped whole.
+    static func commands(in bytes: ArraySlice<UInt8>) -> [Player<RecordingPlayback>.Command] {
+        var commands: [Player<RecordingPlayback>.Command] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let byte = bytes[i]
+            i += 1
+            switch byte {
+            case 0x20: commands.append(.togglePause)
+            case 0x2E: commands.append(.step)
+            case 0x5D: commands.append(.nextMarker)
+            case 0x2B, 0x3D: commands.append(.faster)
+            case 0x2D: commands.append(.slower)
+            case 0x71, 0x51, 0x03: commands.append(.quit)
+            case 0x1B:
+                // CSI or SS3 (application cursor mode): ESC [ C / ESC O C is →, ESC [ D / ESC O D is ←.
+                guard i < bytes.endIndex, bytes[i] == 0x5B || bytes[i] == 0x4F else { continue }
+                i += 1
+                var final: UInt8 = 0
+                while i < bytes.endIndex {
+                    final = bytes[i]
+                    i += 1
+                    if (0x40...0x7E).contains(final) { break }
+                }
+                if final == 0x43 { commands.append(.seekForward) } else if final == 0x44 { commands.append(.seekBackward) }
+            default: break
+            }
         }
+        return commands
     }
 
     func show(_ outputs: [Player<RecordingPlayback>.Output]) {

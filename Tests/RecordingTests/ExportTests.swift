@@ -144,6 +144,36 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(String(decoding: printed, as: UTF8.self), expected)
     }
 
+    /// `asciinema play` (Debian's asciinema 2.2, which reads v2) plays the export through to the
+    /// end and writes exactly the recorded output: the markers, resizes and input events it
+    /// does not show are accepted, not errors.
+    func testAsciinemaPlaysTheV2Export() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/asciinema") else {
+            throw XCTSkip("asciinema is not installed (make deps)")
+        }
+        let path = try makeTerminalRecording()
+        let (bytes, _) = try RecordingExporter.export(path: path, format: .asciicastV2)
+        let cast = dir.path + "/term.cast"
+        writeBytes(bytes, to: cast)
+        let printedPath = dir.path + "/played"
+        let errorsPath = dir.path + "/play-errors"
+        // `play` wants a terminal for its keys: script(1) gives it one; its output goes to a file.
+        // -s 8 plays the 1.75 s recording in about a quarter of a second.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "/usr/bin/asciinema play -s 8 '\(cast)' > '\(printedPath)' 2> '\(errorsPath)'", "/dev/null"]
+        process.environment = ["HOME": dir.path, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin", "TERM": "xterm-256color"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        let complaints = String(decoding: fileBytes(errorsPath), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0, complaints)
+        XCTAssertEqual(complaints, "")
+        let expected = "That was ok\rThis is better.\r\ncafé \u{1B}[1;31mred\u{1B}[0m\r\n\u{FFFD}\u{FFFD}bad bytes\n\u{1B}]0;title\u{07}progress 10%\rprogress 100%\n"
+        XCTAssertEqual(String(decoding: fileBytes(printedPath), as: UTF8.self), expected)
+    }
+
     func testTextExportReadsLikeTheScreen() throws {
         let path = try makeTerminalRecording()
         let (bytes, report) = try RecordingExporter.export(path: path, format: .text)
@@ -178,6 +208,7 @@ final class ExportTests: XCTestCase {
         try writer.append(.stdout, Array("so far".utf8))
         clock.advance(seconds: 1)
         try writer.flushIfDue()
+        writer.waitUntilWritten()
         let (bytes, report) = try RecordingExporter.export(path: writer.path, format: .raw)
         XCTAssertEqual(bytes, Array("so far".utf8))
         XCTAssertTrue(report.unfinished)

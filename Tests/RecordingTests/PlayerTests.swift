@@ -146,7 +146,7 @@ final class PlayerTests: XCTestCase {
         let clock = ManualClock()
         let writer = try RecordingWriter(directory: dir.path, header: sampleHeader(id: "live"), signer: testSigner, clock: clock.read, options: noIndex())
         try writer.append(.stdout, Array("first ".utf8))
-        clock.advance(seconds: 1); try writer.flushIfDue()
+        clock.advance(seconds: 1); try writer.flushIfDue(); writer.waitUntilWritten()
         var player = Player(source: try RecordingPlayback(path: writer.path, follow: true))
         var seen = ""
         func drain() throws {
@@ -156,7 +156,7 @@ final class PlayerTests: XCTestCase {
         XCTAssertEqual(seen, "first ")
         XCTAssertFalse(player.finished, "a live recording is not finished")
         try writer.append(.stdout, Array("second".utf8))
-        clock.advance(seconds: 1); try writer.flushIfDue()
+        clock.advance(seconds: 1); try writer.flushIfDue(); writer.waitUntilWritten()
         try drain()
         XCTAssertEqual(seen, "first second")
         try writer.finish()

@@ -57,6 +57,33 @@ final class RecordingFailureTests: XCTestCase {
         XCTAssertEqual(report.end, .recorderFailure)
     }
 
+    /// The write fails on the sealing queue, not in the caller: the very next call reports it.
+    func testAWriteFailureOnTheSealingQueueReachesTheNextCall() throws {
+        let mount = try mountTmpfs(options: "size=256k,mode=0700")
+        let clock = ManualClock()
+        let writer = try RecordingWriter(directory: mount, header: sampleHeader(), signer: testSigner, clock: clock.read, options: noIndex())
+        try writer.append(.stdout, pseudoRandomBytes(200 * 1024, seed: 5))
+        clock.advance(seconds: 0.6)
+        try writer.flushIfDue()  // hands over 200 KiB: it fits
+        writer.waitUntilWritten()
+        try writer.append(.stdout, pseudoRandomBytes(200 * 1024, seed: 6))
+        clock.advance(seconds: 0.6)
+        try writer.flushIfDue()  // hands over another 200 KiB: the sealer's pwrite hits ENOSPC
+        writer.waitUntilWritten()
+        XCTAssertEqual(writer.failure?.errnoValue, ENOSPC, "known as soon as the sealer failed")
+        XCTAssertThrowsError(try writer.flushIfDue()) { error in
+            XCTAssertEqual((error as? RecordingWriteError)?.errnoValue, ENOSPC)
+            XCTAssertTrue("\(error)".contains("write at byte"), "\(error)")
+        }
+        XCTAssertThrowsError(try writer.append(.stdout, [1])) { error in
+            guard case .poisoned = error as? RecordingWriteError else { return XCTFail("\(error)") }
+        }
+        let report = RecordingVerifier.verify(path: writer.path, trustedKeys: [testSigner.publicKey])
+        XCTAssertTrue(report.isIntact, report.verdict)
+        XCTAssertEqual(report.end, .recorderFailure)
+        XCTAssertEqual(report.totals.stdout, 200 * 1024, "the first batch is kept, the failed one cut off")
+    }
+
     func testReadOnlyDirectoryRefusesTheSessionUpFront() throws {
         let mount = try mountTmpfs(options: "size=64k,ro")
         XCTAssertThrowsError(try RecordingWriter(directory: mount, header: sampleHeader(), signer: testSigner)) { error in

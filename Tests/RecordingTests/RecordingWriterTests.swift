@@ -61,6 +61,46 @@ final class RecordingWriterTests: XCTestCase {
         XCTAssertTrue(RecordingVerifier.verify(path: writer.path, trustedKeys: [testSigner.publicKey]).isIntact)
     }
 
+    /// Many small batches through a one-place pipeline (every hand-over waits for the sealer),
+    /// with checkpoints between them: still byte-exact, in order, and verifiable.
+    func testSmallBatchesThroughTheSealingQueueStayExactAndInOrder() throws {
+        for inFlight in [1, 3] {
+            let dir = try TemporaryDirectory()
+            let clock = ManualClock()
+            var options = noIndex()
+            options.writeThreshold = 4096
+            options.maxRecordPayload = 3000
+            options.maxBatchesInFlight = inFlight
+            let writer = try RecordingWriter(directory: dir.path, header: sampleHeader(), signer: testSigner, clock: clock.read, options: options)
+            var expected: [RecordStream: [UInt8]] = [.stdin: [], .stdout: [], .stderr: []]
+            let source = pseudoRandomBytes(1 << 20, seed: 11)
+            var cursor = 0, step = 0
+            while cursor < source.count {
+                let size = min(source.count - cursor, [1, 100, 2999, 3000, 5000, 9000][step % 6])
+                let stream = RecordStream.allCases[step % 3]
+                let chunk = Array(source[cursor..<cursor + size])
+                try writer.append(stream, chunk)
+                expected[stream]! += chunk
+                cursor += size; step += 1
+                clock.advance(seconds: 0.05)
+                if step % 7 == 0 { try writer.marker("m\(step)") }
+                try writer.flushIfDue()
+            }
+            let outcome = try writer.finish()
+            let records = try readAll(writer.path)
+            for stream in RecordStream.allCases {
+                XCTAssertEqual(sha256Hex(streamBytes(records, stream)), sha256Hex(expected[stream]!), "\(stream), \(inFlight) in flight")
+            }
+            XCTAssertEqual(records.map(\.index), Array(1...UInt64(records.count)))
+            XCTAssertGreaterThanOrEqual(records.filter { $0.content == .checkpoint }.count, 3, "checkpoints between batches")
+            XCTAssertEqual(outcome.recordCount, UInt64(records.count) + 1)
+            let report = RecordingVerifier.verify(path: writer.path, trustedKeys: [testSigner.publicKey])
+            XCTAssertTrue(report.isIntact, report.verdict)
+            XCTAssertEqual(report.finalHash, outcome.finalHash)
+            XCTAssertEqual(UInt64(fileBytes(writer.path).count), outcome.summary.fileSize)
+        }
+    }
+
     func testBulkOutputBatchesIntoLargeRecordsWithTinyOverhead() throws {
         let dir = try TemporaryDirectory()
         let writer = try RecordingWriter(directory: dir.path, header: sampleHeader(), signer: testSigner, options: noIndex())
@@ -127,14 +167,17 @@ final class RecordingWriterTests: XCTestCase {
         try writer.append(.stdout, Array("typed".utf8))
         clock.advance(seconds: 0.25)
         try writer.flushIfDue()
+        writer.waitUntilWritten()
         XCTAssertEqual(fileBytes(writer.path).count, afterHeader, "flushed before it was due")
         clock.advance(seconds: 0.25)
         try writer.flushIfDue()
+        writer.waitUntilWritten()
         let records = try readAll(writer.path, allowTornTail: true)
         XCTAssertEqual(streamBytes(records, .stdout), Array("typed".utf8))
         // An idle session still gets its checkpoint signed once something new was recorded.
         clock.advance(seconds: 5)
         try writer.flushIfDue()
+        writer.waitUntilWritten()
         let report = RecordingVerifier.verify(path: writer.path, trustedKeys: [testSigner.publicKey])
         XCTAssertEqual(report.problems.map(\.kind), [.unfinished])
         XCTAssertEqual(report.signedThrough, 2)

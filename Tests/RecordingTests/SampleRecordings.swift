@@ -49,6 +49,7 @@ final class SampleRecordings: XCTestCase {
         try crashed.append(.stdout, Array("Nov 22 17:00:01 web-02 CRON[1]: session opened\n".utf8))
         clock.advance(seconds: 1)
         try crashed.flushIfDue()
+        crashed.waitUntilWritten()
         let path = crashed.path
         let bytes = fileBytes(path)
         let last = frameMap(bytes).last!

@@ -45,8 +45,10 @@ public enum ExportError: Error, Equatable, CustomStringConvertible {
 /// Streams a recording into another format. Framing is checked while reading (a damaged record
 /// stops the export with its location); signatures are `RecordingVerifier`'s job.
 public enum RecordingExporter {
-    /// `write` receives the export in pieces of about 64 KiB.
-    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout,
+    /// `write` receives the export in pieces of about 64 KiB. With `until` (µs of recording time)
+    /// the export stops before the first record after that time: the text export then ends with
+    /// what the player's screen shows at that time (`gatehouse replay --at`).
+    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout, until: UInt64? = nil,
                               write: (borrowing [UInt8]) throws -> Void) throws(ExportError) -> ExportReport {
         let reader: RecordingReader
         do { reader = try RecordingReader(path: path, allowTornTail: true) } catch { throw .read(error) }
@@ -63,6 +65,7 @@ public enum RecordingExporter {
                 var sink = ExportSink(write: write)
                 try sink.emit(encoder.begin(reader.header))
                 while let record = try reader.next() {
+                    if let until, record.timeMicros > until { break }
                     try sink.emit(encoder.encode(record))
                 }
                 try sink.emit(encoder.finish())
@@ -81,9 +84,10 @@ public enum RecordingExporter {
     }
 
     /// Convenience for tests and small recordings: the whole export in memory.
-    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout) throws(ExportError) -> (bytes: [UInt8], report: ExportReport) {
+    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout,
+                              until: UInt64? = nil) throws(ExportError) -> (bytes: [UInt8], report: ExportReport) {
         var bytes: [UInt8] = []
-        let report = try export(path: path, format: format, stream: stream) { bytes += $0 }
+        let report = try export(path: path, format: format, stream: stream, until: until) { bytes += $0 }
         return (bytes, report)
     }
 }

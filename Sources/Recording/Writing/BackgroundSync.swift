@@ -1,10 +1,10 @@
 import Dispatch
 import Synchronization
 
-/// Runs a recording's periodic fdatasync on its own serial queue, so the relay thread that
-/// appends does not stall while the disk catches up. The pwrite stays on the caller's thread
-/// (bytes reach the page cache at once and survive kill -9); only the wait for stable storage
-/// moves. At most one sync is queued at a time. A failure is kept and surfaces at the writer's
+/// Runs a recording's periodic fdatasync on its own serial queue, behind the sealing queue, so
+/// neither the relay nor the sealer stalls while the disk catches up. The pwrite stays on the
+/// sealing queue (bytes reach the page cache as soon as they are sealed and survive kill -9);
+/// only the wait for stable storage moves here. At most one sync is queued at a time. A failure is kept and surfaces at the writer's
 /// next call, which poisons it (fail closed).
 final class BackgroundSync: Sendable {
     private struct State {

@@ -3,20 +3,25 @@ import Synchronization
 
 /// Records one session channel into one file, as the bytes cross.
 ///
-/// The relay owns it and calls it from one thread at a time (it may move between threads: the
-/// state sits behind an uncontended lock, so the type is honestly `Sendable`). The owner calls
-/// `flushIfDue()` at least every 250 ms, and every append checks the same deadlines: sealed bytes
-/// are pwritten on the caller's thread within `flushInterval` (+ the polling gap), so a kill -9
-/// loses at most the last second; the fdatasync that follows runs on a background queue (see
-/// `BackgroundSync`) so the relay does not wait for the disk, and its failure ends the session
-/// at the next call.
+/// Two halves (docs/recording-format.md, "Durability and pipelining"): on the caller's thread an
+/// append only copies the bytes into the current batch and frames them (`BatchBuilder`); sealed
+/// batches go to the writer's own serial queue (`SealingPipeline`), which hashes, chains, signs
+/// checkpoints and pwrites them (`BatchSealer`), and an fdatasync queue behind it
+/// (`BackgroundSync`). So the relay pays a memcpy per byte, not a SHA-256 pass and a write.
 ///
-/// Fail closed: the first error is thrown as a `RecordingWriteError`; from then on every call
-/// throws `.poisoned(first:)` and the session must end.
+/// The relay owns the writer and calls it from one thread at a time (it may move between
+/// threads: the state sits behind an uncontended lock, so the type is honestly `Sendable`). The
+/// owner calls `flushIfDue()` at least every 250 ms, and every append checks the same deadlines:
+/// a batch is handed over at least every `flushInterval` (and whenever `writeThreshold` bytes are
+/// pending), written at once and fdatasynced behind, so a kill -9 loses at most the last second.
+///
+/// Fail closed: a failed write, sync or signature is thrown as a `RecordingWriteError` by the
+/// next call (at the latest the next `flushIfDue()`, ≤ 250 ms later, or the append that finds
+/// the pipeline full); from then on every call throws `.poisoned(first:)` and the session must end.
 public final class RecordingWriter: Sendable {
     public struct Options: Sendable {
-        /// Seal, write and fdatasync at least this often. With the owner polling every 250 ms,
-        /// 0.5 s keeps the worst case under one second.
+        /// Hand the pending batch to the sealer (written, then fdatasynced) at least this often.
+        /// With the owner polling every 250 ms, 0.5 s keeps the worst case under one second.
         public var flushInterval: Double = 0.5
         /// Signed checkpoint at least this often while anything new was recorded.
         public var checkpointInterval: Double = 5.0
@@ -25,25 +30,41 @@ public final class RecordingWriter: Sendable {
         public var coalesceWindow: Double = 0.010
         /// Largest payload of one data record. One append up to this size is exactly one record.
         public var maxRecordPayload: Int = 256 * 1024
-        /// Sealed bytes buffered before a pwrite between flushes (bounds memory per session).
+        /// Pending bytes that make a batch before the flush deadline (bounds memory per session).
         public var writeThreshold: Int = 1 << 20
+        /// Batches queued for sealing before an append waits for the sealer: memory per session
+        /// stays under about this many times `writeThreshold + maxRecordPayload`.
+        public var maxBatchesInFlight: Int = 4
         /// On finish, write the summary sidecar and append to the directory's session index.
         public var updateIndex: Bool = true
 
         public init() {}
     }
 
+    /// The relay side's state.
+    private struct FrontState {
+        var builder: BatchBuilder
+        /// The failure already thrown to the owner: everything after it is `.poisoned`.
+        var failure: RecordingWriteError?
+        var finished = false
+        var lastFlushTime: UInt64 = 0
+        var lastCheckpointTime: UInt64 = 0
+        /// Batches handed over since the last one that asked for an fdatasync.
+        var unsyncedBatches = false
+        var exitOutcome: ExitOutcome?
+    }
+
     public let path: String
     public let recordingID: String
     public let header: SessionHeader
-    private let signer: SSHPrivateKey
     private let options: Options
     private let clock: @Sendable () -> UInt64
     private let startNanos: UInt64
     private let flushMicros: UInt64
     private let checkpointMicros: UInt64
     private let windowMicros: UInt64
-    private let state: Mutex<WriterState>
+    private let pipeline: SealingPipeline
+    private let state: Mutex<FrontState>
 
     /// Creates `<directory>/<session>-ch<channel>.ghrec` (0600, exclusive), writes and syncs the
     /// header and the directory. Throws here, before the session starts, when the directory is
@@ -58,37 +79,39 @@ public final class RecordingWriter: Sendable {
         self.path = path
         self.recordingID = recordingID
         self.header = header
-        self.signer = signer
         self.options = options
         self.clock = clock
         self.startNanos = clock()
         self.flushMicros = UInt64(max(0, options.flushInterval) * 1_000_000)
         self.checkpointMicros = UInt64(max(0, options.checkpointInterval) * 1_000_000)
         self.windowMicros = UInt64(max(0, options.coalesceWindow) * 1_000_000)
-        var initial = WriterState(file: file, capacity: options.writeThreshold + options.maxRecordPayload + 4096)
-        let headerPayload = HeaderRecord(session: header, recordingKey: signer.publicKey.openSSHLine).encoded()
-        initial.buffer.append(contentsOf: FrameLayout.magic)
-        initial.sealedEnd = initial.buffer.count
-        initial.appendWholeRecord(.header, time: 0, payload: headerPayload)
+        let bufferCapacity = options.writeThreshold + options.maxRecordPayload + 4096
+        // The header is sealed, written and synced right here, before the session may start.
+        var builder = BatchBuilder(buffer: [])
+        builder.appendPreamble()
+        builder.appendWholeRecord(.header, time: 0, payload: HeaderRecord(session: header, recordingKey: signer.publicKey.openSSHLine).encoded())
+        let first = builder.take(replacingWith: [])
+        var sealer = BatchSealer(file: file, signer: signer)
+        var batch = RecordBatch(bytes: first.bytes, slots: first.slots)
         do throws(RecordingWriteError) {
-            try initial.writeOut(signer: signer)
-            try initial.sync(signer: signer)
+            try sealer.process(&batch)
+            try sealer.syncNow()
             try RecordingFile.syncDirectory(directory)
         } catch {
             file.close()
             unlinkQuietly(path)
             throw error
         }
-        initial.recordsSinceCheckpoint = 0
-        self.state = Mutex(initial)
+        builder.recordsSinceCheckpoint = 0
+        self.pipeline = SealingPipeline(sealer: sealer, maxInFlight: options.maxBatchesInFlight, bufferCapacity: bufferCapacity)
+        builder.startBatch(in: pipeline.takeBuffer())
+        self.state = Mutex(FrontState(builder: builder))
     }
 
     deinit {
-        // Dropped without finish(): leave the file as a crash would, for recovery to close.
-        state.withLock { s in
-            _ = s.syncer.drain()
-            s.file.close()
-        }
+        // Dropped without finish(): what was handed over is written; the file is left as a crash
+        // would leave it, for recovery to close.
+        pipeline.withDrainedSealer { $0.abandon() }
     }
 
     // MARK: Recording
@@ -98,18 +121,17 @@ public final class RecordingWriter: Sendable {
     public func append(_ stream: RecordStream, _ bytes: UnsafeRawBufferPointer) throws(RecordingWriteError) {
         let now = elapsedMicros()
         try state.withLock { (s) throws(RecordingWriteError) in
-            try s.checkUsable(signer: signer)
+            try checkUsable(&s)
             if stream == .stdin && !header.inputRecorded { return }
             var remaining = bytes
             while !remaining.isEmpty {
-                let taken = s.appendData(stream: stream, time: now, bytes: remaining, window: windowMicros, maxPayload: options.maxRecordPayload)
+                let taken = s.builder.appendData(stream: stream, time: now, bytes: remaining, window: windowMicros, maxPayload: options.maxRecordPayload)
                 remaining = UnsafeRawBufferPointer(rebasing: remaining[taken...])
             }
-            if s.buffer.count >= options.writeThreshold {
-                s.sealOpenRecord()
-                try s.writeOut(signer: signer)
+            if s.builder.byteCount >= options.writeThreshold {
+                handOver(&s)
             }
-            try flushIfDue(&s, now: now)
+            flushIfDue(&s, now: now)
         }
     }
 
@@ -143,13 +165,14 @@ public final class RecordingWriter: Sendable {
         state.withLock { $0.exitOutcome = outcome }
     }
 
-    /// Seals what is due: a checkpoint every `checkpointInterval`, write + fdatasync every
-    /// `flushInterval`. Call at least every 250 ms, also while the session is idle.
+    /// Hands over what is due: a checkpoint every `checkpointInterval`, a batch to write and
+    /// fdatasync every `flushInterval`. Call at least every 250 ms, also while the session is
+    /// idle: this is also where a failure on the sealing queue reaches the relay.
     public func flushIfDue() throws(RecordingWriteError) {
         let now = elapsedMicros()
         try state.withLock { (s) throws(RecordingWriteError) in
-            try s.checkUsable(signer: signer)
-            try flushIfDue(&s, now: now)
+            try checkUsable(&s)
+            flushIfDue(&s, now: now)
         }
     }
 
@@ -159,26 +182,20 @@ public final class RecordingWriter: Sendable {
     public func finish() throws(RecordingWriteError) -> RecordingOutcome {
         let now = elapsedMicros()
         let summary = try state.withLock { (s) throws(RecordingWriteError) -> RecordingSummary in
-            try s.checkUsable(signer: signer)
-            s.sealOpenRecord()
-            let time = max(now, s.lastTime)
-            do {
-                let trailer = try TrailerPayload.make(sequence: s.sequence, time: time, reason: .normal, totals: s.totals,
-                                                      chainHash: s.chainHash, signer: signer)
-                s.appendWholeRecord(.trailer, time: time, payload: trailer.encoded())
-            } catch {
-                let failure = RecordingWriteError.signingFailed(path: path, reason: "\(error)")
-                s.fail(failure, signer: signer)
+            try checkUsable(&s)
+            let trailer = s.builder.reserveSignedRecord(time: now)
+            handOver(&s, seal: .trailer(sequence: trailer.sequence, time: trailer.time), sync: true)
+            s.finished = true
+            let sealed = pipeline.withDrainedSealer { sealer in
+                (failure: sealer.failure, size: sealer.committed.offset, totals: sealer.totals, hash: sealer.chainHash)
+            }
+            if let failure = sealed.failure {
+                s.failure = failure
                 throw failure
             }
-            try s.writeOut(signer: signer)
-            try s.sync(signer: signer)
-            s.finished = true
-            s.file.close()
-            s.seekIndex.finish(recordingSize: s.committed.offset).save(nextTo: path)
-            return RecordingSummary(header: header, recordingID: recordingID, end: .normal, durationMicros: s.lastTime,
-                                    exit: s.exitOutcome, totals: s.totals, recordCount: s.sequence,
-                                    finalHash: hexString(s.chainHash), fileSize: s.committed.offset)
+            return RecordingSummary(header: header, recordingID: recordingID, end: .normal, durationMicros: trailer.time,
+                                    exit: s.exitOutcome, totals: sealed.totals, recordCount: trailer.sequence + 1,
+                                    finalHash: hexString(sealed.hash), fileSize: sealed.size)
         }
         var indexError: String?
         if options.updateIndex {
@@ -190,7 +207,10 @@ public final class RecordingWriter: Sendable {
     }
 
     /// The first failure, if any. Once set, every call throws.
-    public var failure: RecordingWriteError? { state.withLock { $0.failure } }
+    public var failure: RecordingWriteError? { state.withLock { $0.failure } ?? pipeline.failure }
+
+    /// Waits until everything handed over so far is sealed and written (tests read the file).
+    func waitUntilWritten() { pipeline.drain() }
 
     // MARK: Internals
 
@@ -199,25 +219,49 @@ public final class RecordingWriter: Sendable {
         return now >= startNanos ? (now - startNanos) / 1_000 : 0
     }
 
-    private func control(_ type: RecordType, _ payload: [UInt8]) throws(RecordingWriteError) {
-        let now = elapsedMicros()
-        try state.withLock { (s) throws(RecordingWriteError) in
-            try s.checkUsable(signer: signer)
-            s.appendWholeRecord(type, time: now, payload: payload)
-            try flushIfDue(&s, now: now)
+    private func checkUsable(_ s: inout FrontState) throws(RecordingWriteError) {
+        if let failure = s.failure { throw .poisoned(first: failure) }
+        if s.finished { throw .alreadyFinished(path: path) }
+        if let late = pipeline.failure {
+            // Sealing, writing or a background fdatasync failed since the last call: that ends
+            // the session now, and the file is left ending in a clean place.
+            pipeline.failClosed(late)
+            s.failure = late
+            throw late
         }
     }
 
-    private func flushIfDue(_ s: inout WriterState, now: UInt64) throws(RecordingWriteError) {
-        if s.recordsSinceCheckpoint > 0 || s.openRecord != nil, now &- s.lastCheckpointTime >= checkpointMicros, now >= s.lastCheckpointTime {
-            try s.appendCheckpoint(time: now, signer: signer)
+    private func control(_ type: RecordType, _ payload: [UInt8]) throws(RecordingWriteError) {
+        let now = elapsedMicros()
+        try state.withLock { (s) throws(RecordingWriteError) in
+            try checkUsable(&s)
+            s.builder.appendWholeRecord(type, time: now, payload: payload)
+            flushIfDue(&s, now: now)
+        }
+    }
+
+    private func flushIfDue(_ s: inout FrontState, now: UInt64) {
+        if s.builder.recordsSinceCheckpoint > 0 || s.builder.hasOpenRecord, now &- s.lastCheckpointTime >= checkpointMicros, now >= s.lastCheckpointTime {
+            // The checkpoint ends the batch: the sealer signs the chain through everything before it.
+            let checkpoint = s.builder.reserveSignedRecord(time: now)
+            handOver(&s, seal: .checkpoint(sequence: checkpoint.sequence, time: checkpoint.time))
+            s.lastCheckpointTime = checkpoint.time
+            s.builder.recordsSinceCheckpoint = 0
         }
         if now >= s.lastFlushTime, now - s.lastFlushTime >= flushMicros {
-            s.sealOpenRecord()
-            try s.writeOut(signer: signer)
-            s.syncInBackground()
+            if !s.builder.isEmpty || s.builder.hasOpenRecord || s.unsyncedBatches {
+                handOver(&s, sync: true)
+            }
             s.lastFlushTime = now
         }
+    }
+
+    /// Seals the open record and gives the batch to the sealing queue.
+    private func handOver(_ s: inout FrontState, seal: RecordBatch.Seal = .none, sync: Bool = false) {
+        s.builder.sealOpenRecord()
+        let taken = s.builder.take(replacingWith: pipeline.takeBuffer())
+        pipeline.submit(RecordBatch(bytes: taken.bytes, slots: taken.slots, seal: seal, sync: sync))
+        s.unsyncedBatches = !sync
     }
 }
 

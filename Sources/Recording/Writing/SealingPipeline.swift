@@ -1,0 +1,95 @@
+import Dispatch
+import Synchronization
+
+/// Hands a writer's batches from the relay thread to one serial queue that seals and writes them,
+/// so hashing and pwrite run beside the relay instead of inside it.
+///
+/// Bounded: at most `maxInFlight` batches are queued or being sealed; `submit` waits for a free
+/// place, so a slow disk slows the relay (as a full pipe would) instead of growing memory, and a
+/// failed write is known after at most that many more batches. A failure is published before
+/// the batch's place is freed, so the relay's next call sees it.
+final class SealingPipeline: Sendable {
+    private let queue = DispatchQueue(label: "gatehouse.recording.sealer")
+    private let places: DispatchSemaphore
+    private let sealer: Mutex<BatchSealer>
+    /// The first failure, readable without waiting for a batch being sealed.
+    private let failureBox = Mutex<RecordingWriteError?>(nil)
+    private let syncer: BackgroundSync
+    /// Emptied batch buffers, kept for reuse so a busy session does not allocate (and fault in)
+    /// a fresh megabyte per batch.
+    private let spareBuffers = Mutex<[[UInt8]]>([])
+    private let bufferCapacity: Int
+    private let maxInFlight: Int
+
+    init(sealer: BatchSealer, maxInFlight: Int, bufferCapacity: Int) {
+        self.syncer = sealer.syncer
+        self.sealer = Mutex(sealer)
+        self.maxInFlight = max(1, maxInFlight)
+        self.places = DispatchSemaphore(value: self.maxInFlight)
+        self.bufferCapacity = bufferCapacity
+    }
+
+    /// The first failure of the sealer or of a background fdatasync, if any.
+    var failure: RecordingWriteError? { failureBox.withLock { $0 } ?? syncer.failure }
+
+    /// Queues a batch; waits while `maxInFlight` batches are ahead of it. The batch moves to the
+    /// queue through a handoff box so its buffer stays uniquely referenced: the sealer fills the
+    /// digests in place, and a second reference would make Swift copy the whole batch first.
+    func submit(_ batch: consuming RecordBatch) {
+        let handoff = Handoff(batch)
+        places.wait()
+        queue.async { [self] in
+            var batch = handoff.take()
+            do throws(RecordingWriteError) {
+                try sealer.withLock { (s) throws(RecordingWriteError) in try s.process(&batch) }
+            } catch {
+                failureBox.withLock { if $0 == nil { $0 = error } }
+            }
+            recycle(&batch.bytes)
+            places.signal()
+        }
+    }
+
+    /// Owned by one side at a time: filled by the relay thread, emptied on the queue.
+    private final class Handoff: @unchecked Sendable {
+        private var batch: RecordBatch?
+        init(_ batch: consuming RecordBatch) { self.batch = batch }
+        func take() -> RecordBatch {
+            defer { batch = nil }
+            return batch!
+        }
+    }
+
+    /// Waits until every submitted batch is sealed and written.
+    func drain() { queue.sync {} }
+
+    /// Runs `body` on the sealer once everything submitted is done.
+    func withDrainedSealer<R>(_ body: (inout BatchSealer) -> R) -> R {
+        drain()
+        return sealer.withLock { body(&$0) }
+    }
+
+    /// Closes the file after a failure noticed outside the sealer (a background fdatasync), so
+    /// the file ends in the same clean place as after a failed write.
+    func failClosed(_ error: RecordingWriteError) {
+        withDrainedSealer { $0.fail(error) }
+        failureBox.withLock { if $0 == nil { $0 = error } }
+    }
+
+    /// An empty buffer for the next batch, recycled when one is free.
+    func takeBuffer() -> [UInt8] {
+        if let buffer = spareBuffers.withLock({ $0.popLast() }) { return buffer }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(bufferCapacity)
+        return buffer
+    }
+
+    private func recycle(_ bytes: inout [UInt8]) {
+        var spare: [UInt8] = []
+        swap(&spare, &bytes)
+        spare.removeAll(keepingCapacity: true)
+        spareBuffers.withLock { spares in
+            if spares.count < maxInFlight { spares.append(spare) }
+        }
+    }
+}
