@@ -15,8 +15,10 @@ final class SealingPipeline: Sendable {
     /// The first failure, readable without waiting for a batch being sealed.
     private let failureBox = Mutex<RecordingWriteError?>(nil)
     private let syncer: BackgroundSync
-    /// Emptied batch buffers, kept for reuse so a busy session does not allocate (and fault in)
-    /// a fresh megabyte per batch.
+    /// One emptied batch buffer, kept for reuse so a busy session does not allocate (and fault
+    /// in) a fresh megabyte per batch. Only one: while bulk output flows the relay fills one
+    /// buffer as the sealer empties the other, and a session that goes idle keeps two, not
+    /// `maxInFlight + 1`.
     private let spareBuffers = Mutex<[[UInt8]]>([])
     private let bufferCapacity: Int
     private let maxInFlight: Int
@@ -89,7 +91,7 @@ final class SealingPipeline: Sendable {
         swap(&spare, &bytes)
         spare.removeAll(keepingCapacity: true)
         spareBuffers.withLock { spares in
-            if spares.count < maxInFlight { spares.append(spare) }
+            if spares.isEmpty { spares.append(spare) }
         }
     }
 }
