@@ -50,7 +50,11 @@ final class RecordingBenchmarks: XCTestCase {
         var fileSize: UInt64
     }
 
-    private func relay(_ kind: Relay, recording: Bool, run: Int) throws -> RelayRun {
+    /// Recording off; on with the writer sealing on the relay's thread (as before pipelining);
+    /// on with the pipelined writer (the default).
+    private enum Mode: CaseIterable { case off, inline, pipelined }
+
+    private func relay(_ kind: Relay, mode: Mode, run: Int) throws -> RelayRun {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw XCTSkip("pipe failed") }
         _ = fcntl(fds[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
@@ -70,10 +74,11 @@ final class RecordingBenchmarks: XCTestCase {
         let sink = open("/dev/null", O_WRONLY)
         defer { close(sink); close(fds[0]) }
         var writer: RecordingWriter?
-        if recording {
+        if mode != .off {
             var options = RecordingWriter.Options()
             options.updateIndex = false
-            writer = try RecordingWriter(directory: scratch, header: sampleHeader(id: "bench-\(kind == .plain ? "plain" : "ssh")-\(run)"),
+            options.sealOnCallerThread = mode == .inline
+            writer = try RecordingWriter(directory: scratch, header: sampleHeader(id: "bench-\(kind == .plain ? "plain" : "ssh")-\(mode)-\(run)"),
                                          signer: testSigner, options: options)
         }
         let key = SymmetricKey(size: .bits256)
@@ -123,33 +128,36 @@ final class RecordingBenchmarks: XCTestCase {
     private static let runs = Int(ProcessInfo.processInfo.environment["GATEHOUSE_RECORDING_BENCH_RUNS"] ?? "") ?? 7
 
     private func relayThroughput() throws {
-        report.append("### Relay throughput, 256 MiB of bulk output (median of \(Self.runs), recording off and on interleaved)\n")
-        report.append("| relay | recording off | recording on | throughput cost | relay thread CPU, off → on | process CPU, off → on |")
-        report.append("|---|---|---|---|---|---|")
+        report.append("### Relay throughput, 256 MiB of bulk output (median of \(Self.runs); the three modes interleaved, rotating which goes first)\n")
+        report.append("\"Inline\" is the same writer sealing on the relay's thread, as it did before it was pipelined.\n")
+        report.append("| relay | recording off | on, inline | on, pipelined | cost inline | cost pipelined | relay thread CPU off / inline / pipelined | process CPU off / inline / pipelined |")
+        report.append("|---|---|---|---|---|---|---|---|")
         var fileSize: UInt64 = 0
+        var samples: [String] = []
         for kind in Relay.allCases {
-            var off: [RelayRun] = [], on: [RelayRun] = []
+            var runs: [Mode: [RelayRun]] = [:]
             for run in 0..<Self.runs {
-                // Alternate which goes first, so a change in background load hits both alike.
-                if run % 2 == 0 {
-                    off.append(try relay(kind, recording: false, run: run))
-                    on.append(try relay(kind, recording: true, run: run))
-                } else {
-                    on.append(try relay(kind, recording: true, run: run))
-                    off.append(try relay(kind, recording: false, run: run))
-                }
-                fileSize = on.last!.fileSize
+                // Rotate the order, so a change in background load hits every mode alike.
+                let order = Mode.allCases.indices.map { Mode.allCases[($0 + run) % Mode.allCases.count] }
+                for mode in order { runs[mode, default: []].append(try relay(kind, mode: mode, run: run)) }
+                fileSize = runs[.pipelined]?.last?.fileSize ?? fileSize
             }
             let mib = Double(Self.total) / 1_048_576
-            let offSeconds = median(off.map(\.seconds)), onSeconds = median(on.map(\.seconds))
-            report.append(String(format: "| %@ | %.0f MiB/s | %.0f MiB/s | %.1f%% | %.2f s → %.2f s | %.2f s → %.2f s |", kind.rawValue,
-                                 mib / offSeconds, mib / onSeconds, (onSeconds - offSeconds) / offSeconds * 100,
-                                 median(off.map(\.relayCPU)), median(on.map(\.relayCPU)),
-                                 median(off.map(\.processCPU)), median(on.map(\.processCPU))))
-            report.append("")
-            report.append("Samples (s), \(kind == .plain ? "pipe" : "ChaCha20"): off " + off.map { String(format: "%.3f", $0.seconds) }.joined(separator: " ")
-                          + "; on " + on.map { String(format: "%.3f", $0.seconds) }.joined(separator: " ") + "\n")
+            func seconds(_ mode: Mode) -> Double { median(runs[mode]!.map(\.seconds)) }
+            func cpu(_ path: KeyPath<RelayRun, Double>) -> String {
+                Mode.allCases.map { String(format: "%.2f", median(runs[$0]!.map { $0[keyPath: path] })) }.joined(separator: " / ") + " s"
+            }
+            let off = seconds(.off), inline = seconds(.inline), pipelined = seconds(.pipelined)
+            report.append(String(format: "| %@ | %.0f MiB/s | %.0f MiB/s | %.0f MiB/s | %.1f%% | %.1f%% | %@ | %@ |", kind.rawValue,
+                                 mib / off, mib / inline, mib / pipelined, (inline - off) / off * 100, (pipelined - off) / off * 100,
+                                 cpu(\.relayCPU), cpu(\.processCPU)))
+            for mode in Mode.allCases {
+                samples.append("- \(kind == .plain ? "pipe" : "ChaCha20"), \(mode): " + runs[mode]!.map { String(format: "%.3f", $0.seconds) }.joined(separator: " ") + " s")
+            }
         }
+        report.append("")
+        report.append("Samples:\n")
+        report += samples
         let overhead = (Double(fileSize) - Double(Self.total)) / Double(Self.total) * 100
         report.append("")
         report.append(String(format: "Recording size: %llu bytes for %d bytes of payload: **%.3f%% overhead** (target ≤ 2%%).\n", fileSize, Self.total, overhead))

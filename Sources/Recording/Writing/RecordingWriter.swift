@@ -35,6 +35,9 @@ public final class RecordingWriter: Sendable {
         /// Batches queued for sealing before an append waits for the sealer: memory per session
         /// stays under about this many times `writeThreshold + maxRecordPayload`.
         public var maxBatchesInFlight: Int = 4
+        /// Seal and write on the appending thread, as the writer did before it was pipelined.
+        /// Only for comparisons (bench/recording); a failure then surfaces at the same call.
+        public var sealOnCallerThread: Bool = false
         /// On finish, write the summary sidecar and append to the directory's session index.
         public var updateIndex: Bool = true
 
@@ -103,7 +106,8 @@ public final class RecordingWriter: Sendable {
             throw error
         }
         builder.recordsSinceCheckpoint = 0
-        self.pipeline = SealingPipeline(sealer: sealer, maxInFlight: options.maxBatchesInFlight, bufferCapacity: bufferCapacity)
+        self.pipeline = SealingPipeline(sealer: sealer, maxInFlight: options.maxBatchesInFlight, bufferCapacity: bufferCapacity,
+                                        inline: options.sealOnCallerThread)
         builder.startBatch(in: pipeline.takeBuffer())
         self.state = Mutex(FrontState(builder: builder))
     }

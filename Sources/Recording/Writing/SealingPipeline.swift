@@ -22,8 +22,12 @@ final class SealingPipeline: Sendable {
     private let spareBuffers = Mutex<[[UInt8]]>([])
     private let bufferCapacity: Int
     private let maxInFlight: Int
+    private let inline: Bool
 
-    init(sealer: BatchSealer, maxInFlight: Int, bufferCapacity: Int) {
+    /// `inline`: seal and write on the submitting thread instead (the writer before pipelining;
+    /// kept so benchmarks can compare the two on the same code).
+    init(sealer: BatchSealer, maxInFlight: Int, bufferCapacity: Int, inline: Bool = false) {
+        self.inline = inline
         self.syncer = sealer.syncer
         self.sealer = Mutex(sealer)
         self.maxInFlight = max(1, maxInFlight)
@@ -38,18 +42,28 @@ final class SealingPipeline: Sendable {
     /// queue through a handoff box so its buffer stays uniquely referenced: the sealer fills the
     /// digests in place, and a second reference would make Swift copy the whole batch first.
     func submit(_ batch: consuming RecordBatch) {
+        if inline {
+            var batch = batch
+            seal(&batch)
+            return
+        }
         let handoff = Handoff(batch)
         places.wait()
         queue.async { [self] in
             var batch = handoff.take()
-            do throws(RecordingWriteError) {
-                try sealer.withLock { (s) throws(RecordingWriteError) in try s.process(&batch) }
-            } catch {
-                failureBox.withLock { if $0 == nil { $0 = error } }
-            }
-            recycle(&batch.bytes)
+            seal(&batch)
             places.signal()
         }
+    }
+
+    /// Seals and writes one batch; a failure is published before the caller frees its place.
+    private func seal(_ batch: inout RecordBatch) {
+        do throws(RecordingWriteError) {
+            try sealer.withLock { (s) throws(RecordingWriteError) in try s.process(&batch) }
+        } catch {
+            failureBox.withLock { if $0 == nil { $0 = error } }
+        }
+        recycle(&batch.bytes)
     }
 
     /// Owned by one side at a time: filled by the relay thread, emptied on the queue.
