@@ -34,6 +34,6 @@ filtered=$(( ($(date +%s%N) - start) / 1000000 ))
   echo "\`gatehouse sessions list\` over 10,000 sessions: **${best} ms** for the full table (${rows} rows, best of 3);"
   echo "with \`--subject … --command … --json\`: ${filtered} ms (target < 1 s)."
   echo
-  echo "Command: \`bench/recording/run.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r))."
+  echo "Command: \`bench/recording/run.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) — other work on the machine slows every figure)."
 } >> "$OUT"
 cat "$OUT"
