@@ -113,3 +113,31 @@ final class BackgroundSyncTests: XCTestCase {
         XCTAssertEqual(syncer.failure?.errnoValue, EBADF)
     }
 }
+
+final class SealingPipelineTests: XCTestCase {
+    /// Fail closed, promptly: a batch's place in the queue is freed only after its failure is
+    /// published, so once the relay has handed over `maxInFlight` more batches it must see it.
+    func testAFailureIsPublishedBeforeTheNextBatchIsAccepted() throws {
+        let dir = try TemporaryDirectory()
+        let file = try RecordingFile(creating: dir.path + "/p.ghrec")
+        var builder = BatchBuilder(buffer: [])
+        builder.appendPreamble()
+        builder.appendWholeRecord(.header, time: 0, payload: HeaderRecord(session: sampleHeader(), recordingKey: testSigner.publicKey.openSSHLine).encoded())
+        let pipeline = SealingPipeline(sealer: BatchSealer(file: file, signer: testSigner), maxInFlight: 1, bufferCapacity: 4096)
+        let first = builder.take(replacingWith: [])
+        pipeline.submit(RecordBatch(bytes: first.bytes, slots: first.slots))
+        pipeline.drain()
+        XCTAssertNil(pipeline.failure)
+        file.close()  // the next pwrite fails with EBADF
+        Array("lost".utf8).withUnsafeBytes { raw in
+            _ = builder.appendData(stream: .stdout, time: 1, bytes: raw, window: 0, maxPayload: 1024)
+        }
+        builder.sealOpenRecord()
+        let second = builder.take(replacingWith: [])
+        pipeline.submit(RecordBatch(bytes: second.bytes, slots: second.slots))
+        // One place: this hand-over waits until the failed batch has freed it.
+        pipeline.submit(RecordBatch(bytes: [], slots: []))
+        XCTAssertEqual(pipeline.failure?.errnoValue, EBADF)
+        pipeline.drain()
+    }
+}
