@@ -263,8 +263,9 @@ public final class RecordingWriter: Sendable {
     /// Seals the open record and gives the batch to the sealing queue.
     private func handOver(_ s: inout FrontState, seal: RecordBatch.Seal = .none, sync: Bool = false) {
         s.builder.sealOpenRecord()
-        let taken = s.builder.take(replacingWith: pipeline.takeBuffer())
-        pipeline.submit(RecordBatch(bytes: taken.bytes, slots: taken.slots, seal: seal, sync: sync))
+        let (bytes, slots) = s.builder.take(replacingWith: pipeline.takeBuffer())
+        // `consume`: no reference to the batch's bytes stays here, so the sealer owns them uniquely.
+        pipeline.submit(RecordBatch(bytes: consume bytes, slots: consume slots, seal: seal, sync: sync))
         s.unsyncedBatches = !sync
     }
 }
