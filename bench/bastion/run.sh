@@ -129,7 +129,7 @@ for i in $(seq "$IDLE"); do
 done
 for _ in $(seq 600); do
   n=$(python3 -c "import json,sys; print(sum(1 for l in open('$work/state/audit.log') if json.loads(l)['action']=='session.start'))")
-  [ "$n" -ge $((IDLE + 2 * RUNS + 3)) ] && break; sleep 0.2
+  [ "$n" -ge $((IDLE + RUNS + 3)) ] && break; sleep 0.2
 done
 sleep 2
 after=$(rss)
