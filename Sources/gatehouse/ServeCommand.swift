@@ -47,7 +47,7 @@ struct ServeCommand: ParsableCommand {
         // may only name scopes the file defines.
         var issuance: IssuanceConfiguration? = nil
         if let config {
-            issuance = try IssuanceConfiguration.load(file: config, knownScopes: Set(configuration.policy.scopes.map(\.name)))
+            issuance = try IssuanceConfiguration.load(file: config, knownScopes: Set(configuration.policy.scopes.keys))
         }
         if check {
             print("configuration OK: \(configuration.targets.count) targets, \(configuration.policy.scopes.count) scopes, listening on \(configuration.listen.map(\.description).joined(separator: ", "))"

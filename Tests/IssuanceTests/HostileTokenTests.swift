@@ -67,9 +67,12 @@ final class HostileTokenTests: XCTestCase {
             XCTAssertEqual(parsed["task_id"], "t-42")
             XCTAssertEqual(parsed["prompt_sha256"], SHA256.hash(data: Data("restart nginx".utf8)).map { String(format: "%02x", $0) }.joined())
             XCTAssertNil(parsed["prompt"], "the prompt itself is never stored")
-            XCTAssertEqual(answer.json["serial"] as? UInt64, cert.serial)
-            XCTAssertEqual(answer.json["scopes"] as? [String], ["ops"])
-            XCTAssertEqual(answer.json["valid_before"] as? UInt64, cert.validBefore)
+            let decoded = try JSONDecoder().decode(IssuanceResponse.self, from: Data(answer.body))
+            XCTAssertEqual(decoded.serial, cert.serial)
+            XCTAssertEqual(decoded.scopes, ["ops"])
+            XCTAssertEqual(decoded.principals, cert.principals)
+            XCTAssertEqual(decoded.valid_after, cert.validAfter)
+            XCTAssertEqual(decoded.valid_before, cert.validBefore)
             XCTAssertLessThanOrEqual(cert.validBefore - UInt64(Date().timeIntervalSince1970), 300)
         }
     }
@@ -78,7 +81,7 @@ final class HostileTokenTests: XCTestCase {
         let answer = try await h.post(token: provider.token(provider.claims(lifetime: 45)), body: ["public_key": agentKey, "ttl": 3000])
         XCTAssertEqual(answer.status, 200, answer.text)
         let exp = provider.claims(lifetime: 45)["exp"] as! Int
-        XCTAssertLessThanOrEqual(answer.json["valid_before"] as! Int, exp)
+        XCTAssertLessThanOrEqual(try JSONDecoder().decode(IssuanceResponse.self, from: Data(answer.body)).valid_before, UInt64(exp))
     }
 
     // MARK: Refused
@@ -266,7 +269,7 @@ final class HostileTokenTests: XCTestCase {
         XCTAssertEqual(issued.event.outcome, .success)
         XCTAssertEqual(issued.event.details["claim.groups"], "dev")
         XCTAssertEqual(issued.event.details["scopes"], "dev-read")
-        XCTAssertEqual(issued.event.details["serial"], String(ok.json["serial"] as! UInt64))
+        XCTAssertEqual(issued.event.details["serial"], String(try JSONDecoder().decode(IssuanceResponse.self, from: Data(ok.body)).serial))
         XCTAssertTrue(issued.event.details["context"]?.contains("audit-1") ?? false)
         let refused = try XCTUnwrap(records.last { $0.event.details["sub"] == "audited-no" })
         XCTAssertEqual(refused.event.outcome, .refused)

@@ -18,9 +18,9 @@ final class TestProvider: @unchecked Sendable {
     var issuer: String { "http://127.0.0.1:\(port)" }
     private var task: Task<Void, any Error>?
     /// Extra keys published after a "rotation".
-    nonisolated(unsafe) var extraKeys: [[String: String]] = []
+    var extraKeys: [[String: String]] = []
     let rotated = P256.Signing.PrivateKey()
-    nonisolated(unsafe) var jwksRequests = 0
+    var jwksRequests = 0
 
     func start() async throws {
         let router = Router()

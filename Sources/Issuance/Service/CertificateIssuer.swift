@@ -58,7 +58,7 @@ public final class CertificateIssuer: Sendable {
             return await refuse(Refusal(.tooLarge, check: "body", "the request body is \(body.count) bytes; at most \(configuration.maxBodyBytes) are accepted"))
         }
         let request: IssuanceRequest
-        do { request = try IssuanceRequest(json: body) } catch { return await refuse(error) }
+        do throws(Refusal) { request = try IssuanceRequest(json: body) } catch { return await refuse(error) }
         details["subject_key"] = request.publicKey.fingerprint
         if let c = request.context, !c.isEmpty { details["context"] = c.extensionValue }
         let now = clock()

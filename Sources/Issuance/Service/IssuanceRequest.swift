@@ -10,7 +10,7 @@ import SSHCertificates
 public struct IssuanceRequest: Sendable {
     public var publicKey: SSHPublicKey
     public var ttl: UInt64?
-    public var context: RequestContext?
+    public var context: AgentContext?
 
     static let topKeys: Set<String> = ["public_key", "ttl", "context"]
 
@@ -42,7 +42,7 @@ public struct IssuanceRequest: Sendable {
         }
         switch o["context"] {
         case nil, .null?: context = nil
-        case .object(let c)?: context = try RequestContext(c)
+        case .object(let c)?: context = try AgentContext(c)
         default: throw Refusal(.badRequest, check: "context", "\"context\" must be an object")
         }
     }
@@ -50,7 +50,7 @@ public struct IssuanceRequest: Sendable {
 
 /// Who asked and why, carried in the certificate as `context@gatehouse` so every later action
 /// of the session ties back to it. The prompt itself is never stored: only its SHA-256.
-public struct RequestContext: Sendable, Equatable {
+public struct AgentContext: Sendable, Equatable {
     public var taskID: String?
     public var promptSHA256: String?
     public var reason: String?

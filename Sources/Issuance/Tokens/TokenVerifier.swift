@@ -38,7 +38,7 @@ public final class TokenVerifier: Sendable {
 
     public func verify(_ token: String, now: UInt64) async -> Result<VerifiedToken, Refusal> {
         let jws: CompactJWS
-        do { jws = try CompactJWS(token) } catch { return .failure(error) }
+        do throws(Refusal) { jws = try CompactJWS(token) } catch { return .failure(error) }
         // The unverified `iss` only selects whose keys to try; IssuerRule re-checks it once the
         // signature holds.
         guard let claimed = jws.claims["iss"]?.string else { return .failure(Refusal(.badIssuer, check: "iss", "the token has no string \"iss\" claim")) }
