@@ -2,6 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 
 /// A test-side OIDC provider: its own keys (RSA, P-256, Ed25519), a signer written directly on
@@ -33,8 +34,10 @@ final class TestProvider: @unchecked Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["keys": self.jwks]))))
         }
         let ready = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "test-provider")
+        logger.logLevel = .critical
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { ready.continuation.yield($0.localAddress?.port ?? 0) })
+                              onServerRunning: { ready.continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
         task = Task { try await app.runService(gracefulShutdownSignals: []) }
         for await p in ready.stream { port = p; break }
     }

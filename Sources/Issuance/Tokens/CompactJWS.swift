@@ -17,7 +17,6 @@ public struct CompactJWS: Sendable {
         guard parts.count == 3 else {
             throw Refusal(.malformedToken, check: "format", "the token has \(parts.count) dot-separated parts; a signed JWT has exactly 3 (JWE and unsigned tokens are not accepted)")
         }
-        guard !parts[2].isEmpty else { throw Refusal(.malformedToken, check: "signature", "the token has an empty signature") }
         guard let headerBytes = Base64URL.decode(parts[0]) else { throw Refusal(.malformedToken, check: "header", "the header is not base64url") }
         guard let payloadBytes = Base64URL.decode(parts[1]) else { throw Refusal(.malformedToken, check: "payload", "the payload is not base64url") }
         guard Base64URL.decode(parts[2]) != nil else { throw Refusal(.malformedToken, check: "signature", "the signature is not base64url") }
