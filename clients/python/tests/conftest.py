@@ -169,7 +169,7 @@ class Bastion:
 
 
 def start_bastion(tmp: Path, issuance: Optional[str] = None) -> Bastion:
-    """`issuance`: the YAML of an `issuance:` section (with {port} for its listen port)."""
+    """`issuance`: the YAML of an `issuance:` section (`@PORT@` stands for its listen port)."""
     gh = gatehouse_bin()
     d = tmp
     state = d / "state"
@@ -220,7 +220,7 @@ targets:
 """ + SCOPES_YAML.format(d=d)
         if issuance:
             issuance_port = free_port()
-            yaml += issuance.format(port=issuance_port)
+            yaml += issuance.replace("@PORT@", str(issuance_port))
             b.issuance_url = f"http://127.0.0.1:{issuance_port}"
         (d / "gatehouse.yaml").write_text(yaml)
         serve_out, serve_err = d / "serve.out", d / "serve.err"
