@@ -143,3 +143,20 @@ async def test_code_executor_agent(bastion):
                                    CancellationToken())
     assert "$ uname -sr\nLinux" in resp.chat_message.content
     assert socket.gethostname() in resp.chat_message.content
+
+
+def test_example_agent_runs(bastion):
+    """examples/ops_agent.py with a scripted model, on a certificate minted by `gatehouse cert issue`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "ops_agent.py"
+    r = subprocess.run([sys.executable, str(example), "--bastion", f"127.0.0.1:{bastion.bastion_port}",
+                        "--known-hosts", str(bastion.known_hosts), "--key", str(bastion.agent_key), "--target", "web-01",
+                        "--replay", "uname -sr", "--replay", "cat /etc/shadow", "Check web-01"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "exit status: 0\nstdout:\nLinux" in r.stdout
+    assert "DENIED by Gatehouse" in r.stdout
+    assert "--- final: TERMINATE" in r.stdout
