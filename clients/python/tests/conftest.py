@@ -35,6 +35,15 @@ def gatehouse_bin() -> str:
     return path
 
 
+def require_issuance(gh: str) -> None:
+    """Fails (never skips) when the binary has no OIDC issuance service: it comes with
+    `gatehouse login` (branch oidc); a binary without it silently ignores `issuance:`."""
+    r = subprocess.run([gh, "--help"], capture_output=True, text=True, timeout=30)
+    if not any(ln.split()[:1] == ["login"] for ln in r.stdout.splitlines()):
+        pytest.fail(f"{gh} has no OIDC issuance service (no `gatehouse login` subcommand): this test REQUIRES "
+                    "the issuance service from branch `oidc` (POST /v1/certificates)", pytrace=False)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -171,6 +180,8 @@ class Bastion:
 def start_bastion(tmp: Path, issuance: Optional[str] = None) -> Bastion:
     """`issuance`: the YAML of an `issuance:` section (`@PORT@` stands for its listen port)."""
     gh = gatehouse_bin()
+    if issuance:
+        require_issuance(gh)
     d = tmp
     state = d / "state"
     login = pwd.getpwuid(os.getuid()).pw_name

@@ -160,3 +160,19 @@ def test_example_agent_runs(bastion):
     assert "exit status: 0\nstdout:\nLinux" in r.stdout
     assert "DENIED by Gatehouse" in r.stdout
     assert "--- final: TERMINATE" in r.stdout
+
+
+async def test_certificate_from_an_untrusted_ca_is_refused(bastion, tmp_path):
+    import asyncssh
+
+    from gatehouse_client import ensure_key
+
+    key = tmp_path / "rogue"
+    ensure_key(key)
+    with pytest.raises(GatehouseError, match="no certificate"):
+        await run("127.0.0.1", bastion.bastion_port, "web-01", "uname -sr", key, known_hosts=bastion.known_hosts)
+    rogue_ca = asyncssh.generate_private_key("ssh-ed25519")
+    cert = rogue_ca.generate_user_certificate(asyncssh.read_public_key(f"{key}.pub"), "rogue", principals=["agent"])
+    (tmp_path / "rogue-cert.pub").write_bytes(cert.export_certificate("openssh"))
+    with pytest.raises(GatehouseError, match="refused the certificate"):
+        await run("127.0.0.1", bastion.bastion_port, "web-01", "uname -sr", key, known_hosts=bastion.known_hosts)
