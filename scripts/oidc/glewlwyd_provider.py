@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """A throwaway OpenID Connect provider for tests: Debian's glewlwyd, headless, on loopback.
 
-    glewlwyd_provider.py start --dir D --port P [--spec spec.json] [--user alice=ops,dev]...
-        Starts glewlwyd on 127.0.0.1:P with its SQLite database in D, provisions it through
+    glewlwyd_provider.py start --dir D [--port P] [--spec spec.json] [--user alice=ops,dev]...
+        Starts glewlwyd on 127.0.0.1:P (default: a free port) with its SQLite database in D, provisions it through
         its admin REST API (a scope, the OIDC plugin with a fresh RSA key, the users with a
         multi-valued `groups` property, a confidential client allowed the password and
         client_credentials grants) and prints one JSON object:
-        {"issuer", "pid", "port", "client_id", "client_secret", "scope", "users",
-         "token_endpoint", "jwks_uri", "discovery", "dir"}
+        {"issuer": "http://127.0.0.1:P/api/oidc", "pid", "port", "dir",
+         "client_id", "client_secret",
+         "scope": "openid gatehouse"      (what to request: ID token + access token),
+         "api_scope": "gatehouse",
+         "access_token_audience": "openid gatehouse"  (glewlwyd's access-token `aud` is the
+                                           space-joined scope list, not the client id),
+         "users": [{"username", "password", "groups": [...], "name", "email"}, ...],
+         "token_endpoint", "jwks_uri", "discovery", "userinfo_endpoint"}
     glewlwyd_provider.py token --dir D --user alice [--kind id|access] [--scope S]
         Prints a token for that user (password grant), `--kind client` one for the client
         itself (client_credentials grant).
@@ -207,6 +213,14 @@ def make_rsa_key(d: str) -> tuple[str, str]:
     return k, p
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -327,7 +341,7 @@ def cmd_start(args) -> int:
         raise ProviderError(f"{GLEWLWYD} not found: install the Debian package glewlwyd "
                             "(preseed `glewlwyd glewlwyd/config_type select No configuration` first)")
     spec = load_spec(args)
-    port = args.port
+    port = args.port or free_port()
     base = f"http://127.0.0.1:{port}"
     issuer = f"{base}/api/{PLUGIN_NAME}"
 
@@ -361,14 +375,14 @@ def cmd_start(args) -> int:
             "readonly": False, "enabled": True, "parameters": oidc_parameters(issuer, key, pub, spec),
         }, "create OIDC plugin")
 
-        users_out = {}
+        users_out = []
         for name, u in spec["users"].items():
             http.ok("POST", "/api/user/", {
                 "username": name, "password": u["password"], "name": u["name"], "email": u["email"],
                 "enabled": True, "scope": ["openid", scope], "groups": list(u["groups"]),
             }, f"create user {name}")
-            users_out[name] = {"password": u["password"], "groups": list(u["groups"]),
-                               "name": u["name"], "email": u["email"]}
+            users_out.append({"username": name, "password": u["password"], "groups": list(u["groups"]),
+                              "name": u["name"], "email": u["email"]})
 
         http.ok("POST", "/api/client/", {
             "client_id": spec["client_id"], "name": "Gatehouse agent", "description": "AutoGen job",
@@ -399,7 +413,9 @@ def cmd_start(args) -> int:
         "dir": d,
         "client_id": spec["client_id"],
         "client_secret": spec["client_secret"],
-        "scope": spec["scope"],
+        "scope": f"openid {spec['scope']}",
+        "api_scope": spec["scope"],
+        "access_token_audience": f"openid {spec['scope']}",
         "users": users_out,
         "token_endpoint": disc.get("token_endpoint", f"{issuer}/token"),
         "jwks_uri": disc["jwks_uri"],
@@ -415,15 +431,16 @@ def cmd_start(args) -> int:
 # ---------------------------------------------------------------- token
 
 def request_token(info: dict, user: str | None, scope: str | None = None) -> dict:
-    scope = scope or f"openid {info['scope']}"
+    scope = scope or info["scope"]
     form = {"grant_type": "password", "scope": scope}
     if user is None:
-        form = {"grant_type": "client_credentials", "scope": scope.replace("openid", "").strip() or info["scope"]}
+        form = {"grant_type": "client_credentials", "scope": " ".join(w for w in scope.split() if w != "openid") or info["api_scope"]}
     else:
-        if user not in info["users"]:
-            raise ProviderError(f"no user {user!r} in this provider (have: {', '.join(info['users'])})")
+        users = {u["username"]: u for u in info["users"]}
+        if user not in users:
+            raise ProviderError(f"no user {user!r} in this provider (have: {', '.join(users)})")
         form["username"] = user
-        form["password"] = info["users"][user]["password"]
+        form["password"] = users[user]["password"]
     basic = base64.b64encode(f"{info['client_id']}:{info['client_secret']}".encode()).decode()
     http = Http("")
     status, raw = http.call("POST", info["token_endpoint"], form=form, headers={"Authorization": f"Basic {basic}"})
@@ -501,7 +518,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start", help="start and provision glewlwyd")
     s.add_argument("--dir", required=True)
-    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--port", type=int, default=0, help="default: a free port on 127.0.0.1")
     s.add_argument("--spec", help="JSON spec file (users, client, scope)")
     s.add_argument("--user", action="append", metavar="NAME=g1,g2", help="a user and its groups (repeatable)")
     s.add_argument("--client-id")

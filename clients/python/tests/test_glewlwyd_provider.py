@@ -45,6 +45,8 @@ def idp(tmp_path_factory):
 
 def test_discovery_and_jwks(idp):
     info = idp.info
+    assert {u["username"]: u["groups"] for u in info["users"]} == {"alice": ["ops", "dev"], "bob": ["web"]}
+    assert info["scope"] == "openid gatehouse" and info["api_scope"] == "gatehouse"
     assert info["issuer"] == f"http://127.0.0.1:{info['port']}/api/oidc"
     disc = _get(info["discovery"])
     assert disc["issuer"] == info["issuer"]
@@ -67,6 +69,22 @@ def test_id_and_access_tokens(idp):
     _, at2 = _verify(idp.token("alice", "access"), jwks)
     assert at2["groups"] == "ops,dev"
     assert "gatehouse" in at2["scope"].split()
+    assert at2["aud"] == idp.info["access_token_audience"]
+    _, cc = _verify(subprocess.run(["python3", str(PROVIDER), "token", "--dir", str(idp.directory), "--kind", "client"],
+                                   capture_output=True, text=True, timeout=30, check=True).stdout.strip(), jwks)
+    assert cc["sub"] == idp.info["client_id"] and cc["scope"] == "gatehouse"
+
+
+def test_defaults_as_the_swift_tests_use_them(tmp_path):
+    """`start --dir D` alone: a free port, one user alice in ops and dev."""
+    r = subprocess.run(["python3", str(PROVIDER), "start", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    try:
+        info = json.loads(r.stdout)
+        assert info["port"] > 0 and info["users"][0]["username"] == "alice" and info["users"][0]["groups"] == ["ops", "dev"]
+        assert _get(info["discovery"])["issuer"] == info["issuer"]
+    finally:
+        subprocess.run(["python3", str(PROVIDER), "stop", "--dir", str(tmp_path)], capture_output=True, timeout=30)
 
 
 def test_unknown_user_and_stop_is_idempotent(idp, tmp_path):
