@@ -98,6 +98,22 @@ def test_request_contract_and_certificate_written(server, tmp_path):
     asyncssh.read_certificate(str(tmp_path / "agent-cert.pub"))  # parses as a certificate
 
 
+def test_certificate_for_another_key_is_refused(server, tmp_path):
+    from gatehouse_client import ensure_key
+
+    ensure_key(tmp_path / "other")
+    cert_line = _signed_cert_line(tmp_path, tmp_path / "other")
+    server.answer = (200, {"certificate": cert_line, "serial": 1, "key_id": "x", "principals": [], "scopes": [],
+                           "context": "", "valid_after": 0, "valid_before": 1}, {})
+    with pytest.raises(CertificateRequestError) as info:
+        obtain_certificate(server.url, "t", tmp_path / "agent")
+    assert info.value.error == "bad_response" and "does not certify this key" in info.value.message
+    assert not (tmp_path / "agent-cert.pub").exists()
+    server.answer = (200, {"certificate": "ssh-ed25519-cert-v01@openssh.com AAAA", "serial": 1}, {})
+    with pytest.raises(CertificateRequestError, match="does not parse"):
+        obtain_certificate(server.url, "t", tmp_path / "agent")
+
+
 def test_key_generated_when_missing_and_optional_fields_omitted(server, tmp_path):
     key = tmp_path / "sub" / "id_agent"
     server.answer = (403, {"error": "no_scopes", "check": "scopes", "message": "Your groups map to no scope."}, {})

@@ -187,6 +187,7 @@ def obtain_certificate(
     body = build_request(public_key, ttl, context)
     answer = post_certificate_request(server_url, token, body, ca_file=ca_file, timeout=timeout)
     cert_line = answer["certificate"].strip()
+    _check_certifies(cert_line, public_key)
     cert_path = certificate_path_for(key_path)
     tmp = cert_path.with_name(cert_path.name + ".tmp")
     tmp.write_text(cert_line + "\n")
@@ -205,6 +206,21 @@ def obtain_certificate(
         certificate_path=cert_path,
         raw=answer,
     )
+
+
+def _check_certifies(cert_line: str, public_key: str) -> None:
+    """The answer must be an OpenSSH user certificate on exactly our key."""
+    import asyncssh
+
+    try:
+        cert = asyncssh.import_certificate(cert_line)
+    except (asyncssh.KeyImportError, ValueError) as e:
+        raise CertificateRequestError(200, "bad_response", "certificate", f"the server's certificate does not parse: {e}") from e
+    ours = asyncssh.import_public_key(public_key)
+    if cert.key.public_data != ours.public_data:
+        raise CertificateRequestError(200, "bad_response", "certificate", "the server's certificate does not certify this key")
+    if getattr(cert, "_cert_type", 1) != 1:  # asyncssh CERT_TYPE_USER
+        raise CertificateRequestError(200, "bad_response", "certificate", "the server's certificate is not a user certificate")
 
 
 async def obtain_certificate_async(*args, **kwargs) -> Certificate:
