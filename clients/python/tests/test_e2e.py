@@ -176,3 +176,10 @@ async def test_certificate_from_an_untrusted_ca_is_refused(bastion, tmp_path):
     (tmp_path / "rogue-cert.pub").write_bytes(cert.export_certificate("openssh"))
     with pytest.raises(GatehouseError, match="refused the certificate"):
         await run("127.0.0.1", bastion.bastion_port, "web-01", "uname -sr", key, known_hosts=bastion.known_hosts)
+
+
+def test_audit_chain_is_intact_after_all_of_it(bastion):
+    import subprocess
+
+    r = subprocess.run([bastion.gatehouse, "audit", "verify", "--state", str(bastion.state)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "intact" in r.stdout, r.stdout + r.stderr
