@@ -21,6 +21,7 @@ final class GlewlwydTests: XCTestCase {
         let clientSecret: String?
         let tokenEndpoint: String
         let scope: String
+        let accessTokenAudience: String
         let users: [(name: String, password: String, groups: [String])]
     }
 
@@ -40,7 +41,8 @@ final class GlewlwydTests: XCTestCase {
             endpoint = try XCTUnwrap(doc["token_endpoint"] as? String)
         }
         return Provider(issuer: issuer, clientID: try XCTUnwrap(o["client_id"] as? String), clientSecret: o["client_secret"] as? String,
-                        tokenEndpoint: endpoint, scope: o["scope"] as? String ?? "openid", users: users)
+                        tokenEndpoint: endpoint, scope: o["scope"] as? String ?? "openid",
+                        accessTokenAudience: o["access_token_audience"] as? String ?? o["client_id"] as? String ?? "", users: users)
     }
 
     /// Resource-owner password grant: {access_token, id_token}.
@@ -66,9 +68,11 @@ final class GlewlwydTests: XCTestCase {
             _ = try? runBinary("/usr/bin/env", ["python3", script, "stop", "--dir", dir])
             try? FileManager.default.removeItem(atPath: dir)
         }
+        // glewlwyd's access tokens name the requested scopes (space-joined) as `aud`, its ID
+        // tokens the client id: both are configured, as an operator would for glewlwyd.
         let e2e = try ServeEndToEnd(issuers: """
             - issuer: \(p.issuer)
-              audiences: [\(p.clientID)]
+              audiences: ["\(p.clientID)", "\(p.accessTokenAudience)"]
               token_type: any
               algorithms: [RS256, ES256, EdDSA]
         """)
