@@ -27,9 +27,7 @@ public enum IssuanceRoutes {
             do {
                 body = Array(buffer: try await request.collectBody(upTo: limit))
             } catch {
-                let r = Refusal(.tooLarge, check: "body", "the request body is larger than \(limit) bytes")
-                issuer.metrics.refused(r.code, seconds: 0)
-                return refusalResponse(r)
+                return refusalResponse(await issuer.refuseEarly(Refusal(.tooLarge, check: "body", "the request body is larger than \(limit) bytes"), peer: context.peer))
             }
             switch await issuer.issue(authorization: request.headers[.authorization], body: body, peer: context.peer) {
             case .success(let answer): return json(.ok, try JSONEncoder.sorted.encode(answer))

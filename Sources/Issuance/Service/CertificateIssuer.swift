@@ -39,6 +39,15 @@ public final class CertificateIssuer: Sendable {
         return result
     }
 
+    /// A refusal decided before the request reached `issue` (the HTTP layer's body limit):
+    /// audited and counted like every other.
+    public func refuseEarly(_ refusal: Refusal, peer: String) async -> Refusal {
+        metrics.refused(refusal.code, seconds: 0)
+        _ = await audit.record(AuditEvent(actor: "anonymous", action: "cert.issue", object: "user certificate", outcome: .refused,
+                                          details: ["peer": peer, "code": refusal.code.rawValue, "check": refusal.check, "reason": refusal.message]))
+        return refusal
+    }
+
     private func decide(authorization: String?, body: [UInt8], peer: String) async -> Result<IssuanceResponse, Refusal> {
         var details = ["peer": peer]
         func refuse(_ r: Refusal) async -> Result<IssuanceResponse, Refusal> {

@@ -27,9 +27,11 @@ actor KeySetCache {
     /// The key for `kid`, refreshing as described above. Refusals: `unknown_kid` when the set
     /// (after any allowed refresh) does not hold it, `keys_unavailable` when no set was ever fetched.
     func key(kid: String?, now: UInt64) async -> Result<KeySet.Key, Refusal> {
-        if fetchedAt.map({ now >= $0 + maxAge }) ?? true { await refresh(now: now, force: fetchedAt == nil) }
+        // Never fetched, or too old: fetch, but at most once a second even while the provider
+        // is down, so an outage does not turn every request into an outgoing fetch.
+        if fetchedAt.map({ now >= $0 + maxAge }) ?? true { await refresh(now: now, minInterval: 1) }
         if let key = keys.key(kid: kid) { return .success(key) }
-        await refresh(now: now, force: false)
+        await refresh(now: now, minInterval: minRefreshInterval)
         if let key = keys.key(kid: kid) { return .success(key) }
         if fetchedAt == nil {
             return .failure(Refusal(.keysUnavailable, check: "jwks", "the issuer's keys could not be fetched: \(lastError ?? "no attempt yet")"))
@@ -40,10 +42,11 @@ actor KeySetCache {
         return .failure(Refusal(.unknownKid, check: "kid", "the issuer's key set has no key \"\(kid!)\" (known: \(keys.keys.compactMap(\.kid).map { "\"\($0)\"" }.joined(separator: ", ")))"))
     }
 
-    /// Fetches the key set unless one was fetched or attempted within the refresh interval.
-    private func refresh(now: UInt64, force: Bool) async {
+    /// Fetches the key set unless a fetch was attempted within `minInterval` seconds; joins a
+    /// fetch already in flight instead of starting another.
+    private func refresh(now: UInt64, minInterval: UInt64) async {
         if let inFlight { await inFlight.value; return }
-        if !force, let lastAttempt, now < lastAttempt + minRefreshInterval { return }
+        if let lastAttempt, now < lastAttempt + minInterval { return }
         lastAttempt = now
         let task = Task { await self.fetch(now: now) }
         inFlight = task
