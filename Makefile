@@ -3,7 +3,8 @@
 #   make test   installs what is missing, builds, and runs the whole test suite
 SHELL := /bin/bash
 SWIFT ?= swift
-DEBIAN_PACKAGES := libssh-dev libssl-dev pkg-config openssh-client openssh-server tmux asciinema python3 python3-pip xvfb xauth x11-utils
+DEBIAN_PACKAGES := libssh-dev libssl-dev pkg-config openssh-client openssh-server tmux asciinema python3 python3-pip xvfb xauth x11-utils \
+                   glewlwyd sqlite3 curl openssl wrk
 STATE := var/demo
 
 .PHONY: deps build demo test clean
@@ -13,6 +14,7 @@ deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  echo "glewlwyd glewlwyd/config_type select No configuration" | debconf-set-selections; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@mkdir -p /run/sshd
@@ -29,6 +31,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --disable-swift-testing
 	./scripts/cli-tests.sh "$$($(SWIFT) build --show-bin-path)/gatehouse"
+	./scripts/python-tests.sh "$$($(SWIFT) build --show-bin-path)/gatehouse"
 
 clean:
 	rm -rf .build var

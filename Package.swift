@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
@@ -42,9 +46,23 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // OIDC token verification, claim mapping and the HTTP issuance service (hummingbird).
+        .target(name: "Issuance", dependencies: [
+            "SSHCertificates", "CertificateAuthority", "Audit", "Policy",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion",
+            "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion", "Issuance",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -60,6 +78,15 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
+        .testTarget(name: "IssuanceTests", dependencies: [
+            "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "Policy", "Recording",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .testTarget(name: "BastionTests", dependencies: ["Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording"]),
     ],
     swiftLanguageModes: [.v6]

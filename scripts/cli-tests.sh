@@ -163,6 +163,33 @@ demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] &
   && grep -q 'no target named "web-99"' <<<"$out" && grep -q "Permission denied (publickey)" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
 check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused" demo_runs
 
+# The issuance section is validated by `serve --check` like the rest of the file.
+cat > "$work/issuance-ok.yaml" <<'YAML'
+scopes:
+  ops: {targets: ["*"], rights: [exec], commands: ["true"]}
+issuance:
+  issuers:
+    - issuer: https://idp.example.com/realms/agents
+      audiences: [gatehouse]
+  mapping: {group_scopes: {ops: [ops]}}
+YAML
+issuance_ok() { "$GATEHOUSE" serve --config "$work/issuance-ok.yaml" --check | grep -q 'issuance on 127.0.0.1:8022 for 1 issuer'; }
+check "serve --check accepts an issuance section and names its listener" issuance_ok
+issuance_none() {
+  sed 's/audiences: \[gatehouse\]/audiences: [gatehouse]\n      algorithms: [none]/' "$work/issuance-ok.yaml" > "$work/issuance-none.yaml"
+  out=$("$GATEHOUSE" serve --config "$work/issuance-none.yaml" --check 2>&1); [ $? -ne 0 ] && grep -q 'issuance-none.yaml:7:.*issuance.issuers\[0\].algorithms: "none" is never accepted' <<<"$out"
+}
+check "serve --check refuses alg none in an issuer with file:line and key" issuance_none
+issuance_plain() {
+  printf '  listen: 0.0.0.0:8022\n' >> "$work/issuance-ok.yaml"
+  out=$("$GATEHOUSE" serve --config "$work/issuance-ok.yaml" --check 2>&1); [ $? -ne 0 ] && grep -q 'issuance.listen.*not a loopback address' <<<"$out"
+}
+check "serve --check refuses plain HTTP issuance off loopback" issuance_plain
+login_refused() {
+  out=$(GATEHOUSE_TOKEN=x "$GATEHOUSE" login --server http://127.0.0.1:1 --token-env GATEHOUSE_TOKEN --key "$work/login-key" 2>&1); [ $? -ne 0 ] && [ -f "$work/login-key" ] && grep -q 'POST http://127.0.0.1:1/v1/certificates' <<<"$out"
+}
+check "login generates its key, and a server that is not there is a clear error" login_refused
+
 echo
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

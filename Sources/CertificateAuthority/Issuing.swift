@@ -11,12 +11,19 @@ extension CAStore {
         if assignSerial { t.serial = UInt64.random(in: 1 ... .max) }
         let key = signingKey(name)
         let cert = try t.sign(with: key)
+        try audit.append(AuditEvent(actor: actor, action: "cert.issue", object: "\(name.rawValue) certificate \"\(cert.keyID)\"", outcome: .success,
+                                    details: Self.issuanceDetails(cert, caKey: key.publicKey)))
+        return cert
+    }
+
+    /// The audit details of an issued certificate, the same for every path that signs one
+    /// (`cert issue`, the HTTP issuance service).
+    public static func issuanceDetails(_ cert: SSHCertificate, caKey: SSHPublicKey) -> [String: String] {
         var details = ["serial": String(cert.serial), "key_id": cert.keyID, "principals": cert.principals.joined(separator: ","),
                        "valid_after": Timestamps.format(cert.validAfter), "valid_before": Timestamps.format(cert.validBefore),
-                       "ca_fingerprint": key.publicKey.fingerprint, "subject_key": cert.key.fingerprint]
+                       "ca_fingerprint": caKey.fingerprint, "subject_key": cert.key.fingerprint]
         if let scopes = try? cert.extensionValue(CertificateExtension.scopes)?.stringValue() { details["scopes"] = scopes }
         if let context = try? cert.extensionValue(CertificateExtension.context)?.stringValue() { details["context"] = context }
-        try audit.append(AuditEvent(actor: actor, action: "cert.issue", object: "\(name.rawValue) certificate \"\(cert.keyID)\"", outcome: .success, details: details))
-        return cert
+        return details
     }
 }

@@ -4,7 +4,12 @@ import Bastion
 import CertificateAuthority
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Issuance
 import Logging
+import Policy
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,8 +43,15 @@ struct ServeCommand: ParsableCommand {
             guard let format = LogSettings.Format(rawValue: logFormat) else { throw CLIError("--log-format must be text or json") }
             configuration.log.format = format
         }
+        // The issuance section is parsed by its own component from the same file; its mappings
+        // may only name scopes the file defines.
+        var issuance: IssuanceConfiguration? = nil
+        if let config {
+            issuance = try IssuanceConfiguration.load(file: config, knownScopes: Set(configuration.policy.scopes.keys))
+        }
         if check {
-            print("configuration OK: \(configuration.targets.count) targets, \(configuration.policy.scopes.count) scopes, listening on \(configuration.listen.map(\.description).joined(separator: ", "))")
+            print("configuration OK: \(configuration.targets.count) targets, \(configuration.policy.scopes.count) scopes, listening on \(configuration.listen.map(\.description).joined(separator: ", "))"
+                  + (issuance.map { "; issuance on \($0.listenHost):\($0.listenPort) for \($0.issuers.count) issuer(s)" } ?? ""))
             return
         }
         let format = configuration.log.format
@@ -54,7 +66,8 @@ struct ServeCommand: ParsableCommand {
             _ = try CAStore.initialize(at: configuration.stateDirectory, actor: "gatehouse serve (first start)")
             logger.notice("created a new CA store", metadata: ["state": "\(configuration.stateDirectory)"])
         }
-        let server = try BastionServer(configuration: configuration, logger: logger)
+        let metrics = IssuanceMetrics()
+        let server = try BastionServer(configuration: configuration, logger: logger, observer: MetricsObserver(metrics: metrics))
         server.context.record(AuditEvent(actor: "gatehouse", action: "server.start", object: "bastion", outcome: .success,
                                          details: ["listen": server.listenAddresses.map(\.description).joined(separator: ","),
                                                    "config": configuration.sourceFile ?? "(embedded defaults)", "pid": String(getpid())]))
@@ -85,12 +98,25 @@ struct ServeCommand: ParsableCommand {
             source.setEventHandler {
                 server.context.record(AuditEvent(actor: "gatehouse", action: "server.stop", object: "bastion", outcome: .success,
                                                  details: ["signal": sig == SIGTERM ? "TERM" : "INT", "live_sessions": String(server.context.connections.sessions)]))
-                Foundation.exit(0)
+                // _exit, not exit: exit(3) runs atexit handlers and static destructors while
+                // other threads (sessions, the HTTP event loops) still run, and under load it
+                // once hung past a supervisor's 10 s stop timeout. The audit record above is
+                // already fsynced; stdout is flushed by hand.
+                fflush(nil)
+                _exit(0)
             }
             source.resume()
             return source
         }
         server.start()
+        if let issuance {
+            do {
+                let url = try IssuanceAssembly.start(configuration: issuance, server: server, metrics: metrics, logger: logger)
+                print("issuance: listening on \(url)")
+            } catch {
+                throw CLIError("issuance listener on \(issuance.listenHost):\(issuance.listenPort): \(error)")
+            }
+        }
         print("gatehouse: listening on \(server.listenAddresses.map(\.description).joined(separator: ", ")) (pid \(getpid()))")
         fflush(nil)
 

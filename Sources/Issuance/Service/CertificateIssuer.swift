@@ -1,0 +1,153 @@
+import Audit
+import CertificateAuthority
+import Foundation
+import SSHCertificates
+
+/// The issuance decision, independent of HTTP: bearer token and body in, certificate or refusal
+/// out, every outcome audited before it is returned.
+///
+/// Order: sizes (cheap, before any parsing) → body → token → rate limit (per verified subject) →
+/// claim mapping → lifetime → signing → audit. A failure to audit turns a signed certificate into
+/// a 500: a certificate no one can trace back is not handed out.
+public final class CertificateIssuer: Sendable {
+    public let configuration: IssuanceConfiguration
+    public let verifier: TokenVerifier
+    public let authority: any SigningAuthority
+    public let audit: AuditBatcher
+    public let metrics: IssuanceMetrics
+    let limiter: RateLimiter
+    let clock: @Sendable () -> Double
+
+    public init(configuration: IssuanceConfiguration, verifier: TokenVerifier, authority: any SigningAuthority, audit: AuditBatcher,
+                metrics: IssuanceMetrics = IssuanceMetrics(), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.configuration = configuration
+        self.verifier = verifier
+        self.authority = authority
+        self.audit = audit
+        self.metrics = metrics
+        limiter = RateLimiter(configuration.rateLimit)
+        self.clock = clock
+    }
+
+    public func issue(authorization: String?, body: [UInt8], peer: String) async -> Result<IssuanceResponse, Refusal> {
+        let started = clock()
+        let result = await decide(authorization: authorization, body: body, peer: peer)
+        switch result {
+        case .success: metrics.issued(seconds: clock() - started)
+        case .failure(let r): metrics.refused(r.code, seconds: clock() - started)
+        }
+        return result
+    }
+
+    /// A refusal decided before the request reached `issue` (the HTTP layer's body limit):
+    /// audited and counted like every other.
+    public func refuseEarly(_ refusal: Refusal, peer: String) async -> Refusal {
+        metrics.refused(refusal.code, seconds: 0)
+        _ = await audit.record(AuditEvent(actor: "anonymous", action: "cert.issue", object: "user certificate", outcome: .refused,
+                                          details: ["peer": peer, "code": refusal.code.rawValue, "check": refusal.check, "reason": refusal.message]))
+        return refusal
+    }
+
+    private func decide(authorization: String?, body: [UInt8], peer: String) async -> Result<IssuanceResponse, Refusal> {
+        var details = ["peer": peer]
+        func refuse(_ r: Refusal) async -> Result<IssuanceResponse, Refusal> {
+            details["code"] = r.code.rawValue
+            details["check"] = r.check
+            details["reason"] = r.message
+            _ = await audit.record(AuditEvent(actor: details["sub"].map { "oidc:\($0)" } ?? "anonymous", action: "cert.issue",
+                                              object: "user certificate", outcome: .refused, details: details))
+            return .failure(r)
+        }
+        let token: String
+        switch Self.bearer(authorization, limit: configuration.maxTokenBytes) {
+        case .failure(let r): return await refuse(r)
+        case .success(let t): token = t
+        }
+        guard body.count <= configuration.maxBodyBytes else {
+            return await refuse(Refusal(.tooLarge, check: "body", "the request body is \(body.count) bytes; at most \(configuration.maxBodyBytes) are accepted"))
+        }
+        let request: IssuanceRequest
+        do throws(Refusal) { request = try IssuanceRequest(json: body) } catch { return await refuse(error) }
+        details["subject_key"] = request.publicKey.fingerprint
+        if let c = request.context, !c.isEmpty { details["context"] = c.extensionValue }
+        let now = clock()
+        let verified: VerifiedToken
+        switch await verifier.verify(token, now: UInt64(now)) {
+        case .failure(let r): return await refuse(r)
+        case .success(let v): verified = v
+        }
+        details["iss"] = verified.issuer.issuer
+        details["sub"] = verified.subject
+        if let jti = verified.tokenID { details["jti"] = jti }
+        if let retry = limiter.take(verified.issuer.issuer + "\u{0}" + verified.subject, now: now) {
+            return await refuse(Refusal(.rateLimited, check: "rate_limit", "subject \"\(verified.subject)\" exceeded \(configuration.rateLimit.perMinute) certificates per minute (burst \(configuration.rateLimit.burst)); retry in \(retry) s", retryAfter: retry))
+        }
+        let grant: Grant
+        switch (verified.issuer.mapping ?? configuration.mapping).grant(for: verified.claims) {
+        case .failure(let r):
+            for (k, v) in Self.claimSummary(verified.claims, mapping: verified.issuer.mapping ?? configuration.mapping) { details["claim." + k] = v }
+            return await refuse(r)
+        case .success(let g): grant = g
+        }
+        for (k, v) in grant.decidingClaims { details["claim." + k] = v }
+        // Lifetime: the shortest of what was asked, what is allowed, and what the token has left,
+        // so a certificate never outlives the proof it was issued on.
+        let requested = request.ttl ?? configuration.defaultTTL
+        let remaining = verified.expiry > UInt64(now) ? verified.expiry - UInt64(now) : 0
+        let lifetime = min(requested, configuration.maxTTL, remaining)
+        details["lifetime"] = String(lifetime)
+        guard lifetime >= 1 else {
+            return await refuse(Refusal(.tokenExpired, check: "exp", "the token has no lifetime left to give a certificate (it expires at \(verified.expiry))"))
+        }
+        var extensions = CertificateTemplate.defaultUserExtensions
+        extensions.append(CertificateOption(name: CertificateExtension.scopes, value: grant.scopes.joined(separator: ",")))
+        let context = request.context.flatMap { $0.isEmpty ? nil : $0.extensionValue }
+        if let context { extensions.append(CertificateOption(name: CertificateExtension.context, value: context)) }
+        let (after, before) = CertificateTemplate.validFor(lifetime, from: UInt64(now))
+        let template = CertificateTemplate(key: request.publicKey, type: .user, serial: UInt64.random(in: 1 ... .max), keyID: grant.keyID,
+                                           principals: grant.principals, validAfter: after, validBefore: before, extensions: extensions)
+        let certificate: SSHCertificate
+        let caKey: SSHPrivateKey
+        do {
+            caKey = try authority.userSigningKey()
+            certificate = try template.sign(with: caKey)
+            // The same check the bastion makes at login, so a malformed scope never leaves here.
+            _ = try CertificatePermissions(certificate: certificate)
+        } catch {
+            return await refuse(Refusal(.internalError, check: "sign", "the certificate could not be signed: \(error)"))
+        }
+        for (k, v) in CAStore.issuanceDetails(certificate, caKey: caKey.publicKey) { details[k] = v }
+        let audited = await audit.record(AuditEvent(actor: "oidc:\(verified.subject)", action: "cert.issue",
+                                                    object: "user certificate \"\(certificate.keyID)\"", outcome: .success, details: details))
+        guard audited else {
+            return .failure(Refusal(.internalError, check: "audit", "the issuance could not be audited, so no certificate is returned"))
+        }
+        return .success(IssuanceResponse(certificate: certificate.openSSHLine, serial: certificate.serial, key_id: certificate.keyID,
+                                         principals: certificate.principals, scopes: grant.scopes, context: context ?? "",
+                                         valid_after: certificate.validAfter, valid_before: certificate.validBefore))
+    }
+
+    /// `Authorization: Bearer <token>`, exactly: one scheme (case-insensitive, RFC 9110), one
+    /// space, a token of token68 characters within the size limit.
+    static func bearer(_ header: String?, limit: Int) -> Result<String, Refusal> {
+        guard let header, !header.isEmpty else {
+            return .failure(Refusal(.missingToken, check: "authorization", "no Authorization header; send \"Authorization: Bearer <token>\""))
+        }
+        guard header.utf8.count <= limit + 7 else {
+            return .failure(Refusal(.tooLarge, check: "authorization", "the bearer token is \(header.utf8.count - 7) bytes; at most \(limit) are accepted"))
+        }
+        let parts = header.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+            return .failure(Refusal(.missingToken, check: "authorization", "the Authorization header is not \"Bearer <token>\""))
+        }
+        return .success(String(parts[1]))
+    }
+
+    /// The mapped claims of a refused token, for the audit record: what was there to decide on.
+    static func claimSummary(_ claims: [String: JSONValue], mapping: ClaimMapping) -> [String: String] {
+        var out: [String: String] = [:]
+        if let v = mapping.groupsClaim.lookup(claims) { out[mapping.groupsClaim.description] = String(v.compact.prefix(512)) }
+        if let p = mapping.scopesClaim, let v = p.lookup(claims) { out[p.description] = String(v.compact.prefix(512)) }
+        return out
+    }
+}

@@ -1,0 +1,194 @@
+"""AutoGen (0.7) integration: a tool that runs one command on a target through Gatehouse, and a
+code executor that runs shell code blocks there.
+
+Only what the certificate's scopes allow will run: Gatehouse checks every exec request against
+the scope's allowlist before anything reaches the target. A denial is returned to the agent as
+text (reason, rule, the scopes tried and the commands accepted on that target) so the model can
+correct itself; it is not an exception.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeBlock, CodeExecutor, CodeResult
+from autogen_core.tools import FunctionTool
+
+from .errors import GatehouseError
+from .ssh import RunResult, run
+
+__all__ = ["GatehouseConnection", "gatehouse_tool", "GatehouseCodeExecutor"]
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class GatehouseConnection:
+    """How to reach the bastion and which identity to present."""
+
+    host: str
+    port: int
+    key_path: PathLike
+    known_hosts: Optional[PathLike] = None
+    cert_path: Optional[PathLike] = None
+    verify_host_key: bool = True
+    timeout: float = 300.0
+    connect_timeout: float = 20.0
+
+    async def run(self, target: str, command: Union[str, Sequence[str]], input: Optional[Union[bytes, str]] = None) -> RunResult:
+        return await run(
+            self.host, self.port, target, command, self.key_path,
+            cert_path=self.cert_path, known_hosts=self.known_hosts, verify_host_key=self.verify_host_key,
+            input=input, timeout=self.timeout, connect_timeout=self.connect_timeout,
+        )
+
+
+_TOOL_DESCRIPTION = (
+    "Run one command on a production host through the Gatehouse SSH bastion. "
+    "`target` is the host's name as configured on the bastion (e.g. web-01); `command` is one "
+    "command line with its arguments. No shell features: pipes, `;`, `&&`, redirections, `$VAR`, "
+    "globs and backquotes are refused. Only commands allowed by your scopes run; a refusal "
+    "lists the commands accepted on that target. Returns the exit status, stdout and stderr."
+)
+
+
+def gatehouse_tool(
+    connection: Optional[GatehouseConnection] = None,
+    *,
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    key_path: Optional[PathLike] = None,
+    known_hosts: Optional[PathLike] = None,
+    cert_path: Optional[PathLike] = None,
+    targets: Optional[Sequence[str]] = None,
+    name: str = "run_command",
+    description: Optional[str] = None,
+    output_limit: int = 16000,
+) -> FunctionTool:
+    """An AutoGen `FunctionTool` `run_command(target, command) -> str` over Gatehouse.
+
+    `targets`, when given, are listed in the description and others are refused locally (a
+    convenience for the model; the bastion enforces the real policy either way)."""
+    if connection is None:
+        if host is None or port is None or key_path is None:
+            raise ValueError("give a GatehouseConnection or host, port and key_path")
+        connection = GatehouseConnection(host, port, key_path, known_hosts=known_hosts, cert_path=cert_path)
+    conn = connection
+    allowed = list(targets) if targets else None
+
+    async def run_command(target: str, command: str) -> str:
+        if allowed is not None and target not in allowed:
+            return f"ERROR: target {target!r} is not one of this tool's targets: {', '.join(allowed)}"
+        try:
+            result = await conn.run(target, command)
+        except GatehouseError as e:
+            return f"ERROR: {e}"
+        return result.describe(limit=output_limit)
+
+    desc = description or _TOOL_DESCRIPTION
+    if allowed:
+        desc += " Targets: " + ", ".join(allowed) + "."
+    return FunctionTool(run_command, description=desc, name=name, strict=False)
+
+
+class GatehouseCodeExecutor(CodeExecutor):
+    """Runs `sh`/`bash` code blocks on one target through Gatehouse.
+
+    The bastion's allowlist decides what runs, so the executor has two modes:
+
+    - `mode="lines"` (default): each non-empty, non-comment line of a block is sent as its own
+      exec request and checked against the allowlist on its own; execution stops at the first
+      line that fails or is denied (like `set -e`). Lines must be plain commands (no pipes,
+      `;`, `&&`, redirections, variables, globs, line continuations): the bastion refuses shell
+      syntax by design. This works with ordinary least-privilege scopes.
+    - `mode="stdin"`: the whole block is sent on stdin to one `interpreter` command (default
+      `bash -s`), which the scope must allow literally. A scope that allows `bash -s` (or
+      `sh -c {script}`) allows *anything* on that target: the interpreter is not command-
+      filtered; only the recording and audit log see what ran. Use it only on targets where the
+      scope is meant to grant a shell.
+
+    Each block (or line) is its own SSH connection; there is no state between blocks except what
+    the commands leave on the target. `start`, `stop` and `restart` have nothing to hold.
+    """
+
+    SUPPORTED_LANGUAGES = ("sh", "bash", "shell", "console")
+
+    def __init__(
+        self,
+        connection: GatehouseConnection,
+        target: str,
+        *,
+        mode: str = "lines",
+        interpreter: str = "bash -s",
+        timeout: float = 300.0,
+    ):
+        if mode not in ("lines", "stdin"):
+            raise ValueError("mode must be 'lines' or 'stdin'")
+        self._connection = connection
+        self._target = target
+        self._mode = mode
+        self._interpreter = interpreter
+        self._timeout = timeout
+        self._started = False
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    @property
+    def supported_languages(self) -> List[str]:
+        return list(self.SUPPORTED_LANGUAGES)
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+
+    async def restart(self) -> None:
+        self._started = True
+
+    async def execute_code_blocks(self, code_blocks: List[CodeBlock], cancellation_token: CancellationToken) -> CodeResult:
+        outputs: list[str] = []
+        exit_code = 0
+        for block in code_blocks:
+            lang = (block.language or "").strip().lower()
+            if lang not in self.SUPPORTED_LANGUAGES:
+                return CodeResult(exit_code=1, output="\n".join(outputs + [
+                    f"unsupported language {block.language!r}: this executor runs {', '.join(self.SUPPORTED_LANGUAGES)} "
+                    f"blocks on {self._target} through Gatehouse"]))
+            if self._mode == "stdin":
+                code, text = await self._one(self._interpreter, block.code, cancellation_token)
+                outputs.append(text)
+                exit_code = code
+                if code != 0:
+                    break
+            else:
+                commands = [ln.strip() for ln in block.code.splitlines()]
+                commands = [c for c in commands if c and not c.startswith("#")]
+                for c in commands:
+                    code, text = await self._one(c, None, cancellation_token)
+                    outputs.append(f"$ {c}\n{text}")
+                    exit_code = code
+                    if code != 0:
+                        break
+            if exit_code != 0:
+                break
+        return CodeResult(exit_code=exit_code, output="\n".join(outputs))
+
+    async def _one(self, command: str, stdin: Optional[str], cancellation_token: CancellationToken) -> tuple[int, str]:
+        task = asyncio.ensure_future(asyncio.wait_for(self._connection.run(self._target, command, input=stdin), self._timeout))
+        cancellation_token.link_future(task)
+        try:
+            result = await task
+        except GatehouseError as e:
+            return 255, f"ERROR: {e}"
+        if result.denial is not None:
+            return result.exit_status or 77, result.describe()
+        text = result.stdout_text + result.stderr_text
+        status = result.exit_status if result.exit_status is not None else 255
+        return status, text
