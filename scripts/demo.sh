@@ -2,14 +2,17 @@
 # Gatehouse's main job, end to end, on loopback: a throwaway target sshd (own config in a
 # temporary directory) trusting Gatehouse's target CA, `gatehouse serve` in front of it, an
 # agent certificate minted with `gatehouse cert issue`, and a few commands through the bastion
-# with the stock ssh client: allowed, denied, unknown target, plain key. Everything started is
-# stopped by pid.
+# with the stock ssh client: allowed, denied, unknown target, plain key. Then the agent's own
+# path: an OIDC token from a throwaway identity provider (Debian's glewlwyd on loopback) traded
+# for a certificate with `gatehouse login`. Everything started is stopped by pid.
 set -euo pipefail
 GATEHOUSE=${1:?usage: demo.sh PATH-TO-gatehouse}
 work=$(mktemp -d /tmp/gatehouse-demo.XXXXXX)
 state="$work/state"
-sshd_pid=""; serve_pid=""
+sshd_pid=""; serve_pid=""; idp_started=""
+here=$(cd "$(dirname "$0")" && pwd)
 cleanup() {
+  [ -n "$idp_started" ] && python3 "$here/oidc/glewlwyd_provider.py" stop --dir "$work/idp" >/dev/null 2>&1
   [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
   [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null
   rm -rf "$work"
@@ -43,8 +46,17 @@ for _ in $(seq 100); do [ -s "$work/sshd.pid" ] && break; sleep 0.05; done
 sshd_pid=$(cat "$work/sshd.pid")
 echo "  target sshd pid $sshd_pid on 127.0.0.1:$target_port"
 
-step "gatehouse serve: one target, one scope, everything else on embedded defaults"
+step "A throwaway OIDC provider: Debian's glewlwyd on 127.0.0.1, user alice in group ops"
+mkdir -p "$work/idp"
+idp_started=yes
+python3 "$here/oidc/glewlwyd_provider.py" start --dir "$work/idp" --user alice=ops > "$work/idp.json"
+issuer=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["issuer"])' "$work/idp.json")
+client_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$work/idp.json")
+echo "  issuer $issuer, client $client_id"
+
+step "gatehouse serve: one target, one scope, OIDC issuance, everything else on embedded defaults"
 bastion_port=$(free_port)
+issuance_port=$(free_port)
 cat > "$work/gatehouse.yaml" <<CFG
 listen: ["127.0.0.1:$bastion_port"]
 state: $state
@@ -60,6 +72,20 @@ scopes:
     targets: [web-01]
     rights: [exec]
     commands: ["uname -sr", "id -un", "echo {words...}", "uptime"]
+issuance:
+  listen: 127.0.0.1:$issuance_port
+  max_ttl: 15m
+  mapping:
+    key_id: "oidc:{preferred_username}"
+    principals: ["{preferred_username}"]
+    groups_claim: groups
+    group_scopes:
+      ops: [ops-read]
+  issuers:
+    - issuer: $issuer
+      audiences: [$client_id]
+      token_type: id_token
+      algorithms: [RS256]
 CFG
 sed 's/^/  /' "$work/gatehouse.yaml"
 "$GATEHOUSE" serve --config "$work/gatehouse.yaml" > "$work/serve.out" 2> "$work/serve.err" &
@@ -89,6 +115,14 @@ run web-99@127.0.0.1 -- uptime
 ssh-keygen -q -t ed25519 -N '' -C plain -f "$work/plain"
 IDENTITY="$work/plain" run web-01@127.0.0.1 -- uptime
 
+step "The agent's own path: an OIDC ID token for alice, traded for a 5-minute certificate"
+ALICE_TOKEN=$(python3 "$here/oidc/glewlwyd_provider.py" token --dir "$work/idp" --user alice --kind id)
+export ALICE_TOKEN
+"$GATEHOUSE" login --server "http://127.0.0.1:$issuance_port" --token-env ALICE_TOKEN --key "$work/alice" --ttl 5m \
+  --task-id demo-2 --reason "show the kernel" --bastion "127.0.0.1:$bastion_port" | sed 's/^/  /'
+IDENTITY="$work/alice" run web-01@127.0.0.1 -- uname -sr
+IDENTITY="$work/alice" run web-01@127.0.0.1 -- cat /etc/shadow
+
 step "The target's sshd log names the Gatehouse session and the agent"
 grep -m1 'Accepted certificate ID "gatehouse session=' "$work/sshd.log" | sed 's/^.*Accepted certificate ID/  Accepted certificate ID/'
 
@@ -97,8 +131,12 @@ python3 - "$state/audit.log" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     e = json.loads(line)
-    if e["action"].startswith(("ssh.", "policy.", "session.")):
+    if e["action"].startswith(("ssh.", "policy.", "session.", "cert.")):
         d = e["details"]
         print(f'  {e["seq"]:>3} {e["action"]:<16} {e["outcome"]:<8} {d.get("request") or d.get("reason") or e["object"]}')
 PY
 "$GATEHOUSE" audit verify --state "$state" | sed 's/^/  /'
+
+step "Every session was recorded: the index, and the recordings verified"
+"$GATEHOUSE" sessions list --state "$state" | sed 's/^/  /'
+"$GATEHOUSE" verify --all --state "$state" | sed 's/^/  /'

@@ -37,11 +37,11 @@ def gatehouse_bin() -> str:
 
 def require_issuance(gh: str) -> None:
     """Fails (never skips) when the binary has no OIDC issuance service: it comes with
-    `gatehouse login` (branch oidc); a binary without it silently ignores `issuance:`."""
+    `gatehouse login`; a binary without it would silently ignore `issuance:`."""
     r = subprocess.run([gh, "--help"], capture_output=True, text=True, timeout=30)
     if not any(ln.split()[:1] == ["login"] for ln in r.stdout.splitlines()):
         pytest.fail(f"{gh} has no OIDC issuance service (no `gatehouse login` subcommand): this test REQUIRES "
-                    "the issuance service from branch `oidc` (POST /v1/certificates)", pytrace=False)
+                    "the OIDC issuance service (POST /v1/certificates)", pytrace=False)
 
 
 def free_port() -> int:

@@ -3,9 +3,9 @@
 agent runs an allowed and a denied command through the bastion -> the audit log ties both
 commands to the token's subject and the request context.
 
-REQUIRES the OIDC issuance service (Sources/Issuance, branch `oidc`) in GATEHOUSE_BIN and
-Debian's glewlwyd. scripts/python-tests.sh deselects these tests, and says so, when the binary
-has no issuance service; run directly against such a binary they fail."""
+REQUIRES the OIDC issuance service (Sources/Issuance) in GATEHOUSE_BIN and
+Debian's glewlwyd. scripts/python-tests.sh refuses a binary without the issuance service;
+run directly against such a binary these tests fail."""
 from __future__ import annotations
 
 import json
