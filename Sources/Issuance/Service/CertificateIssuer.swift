@@ -69,7 +69,9 @@ public final class CertificateIssuer: Sendable {
         let request: IssuanceRequest
         do throws(Refusal) { request = try IssuanceRequest(json: body) } catch { return await refuse(error) }
         details["subject_key"] = request.publicKey.fingerprint
-        if let c = request.context, !c.isEmpty { details["context"] = c.extensionValue }
+        // Computed once: it goes into the audit record, the certificate and the answer.
+        let context = request.context.flatMap { $0.isEmpty ? nil : $0.extensionValue }
+        if let context { details["context"] = context }
         let now = clock()
         let verified: VerifiedToken
         switch await verifier.verify(token, now: UInt64(now)) {
@@ -101,7 +103,6 @@ public final class CertificateIssuer: Sendable {
         }
         var extensions = CertificateTemplate.defaultUserExtensions
         extensions.append(CertificateOption(name: CertificateExtension.scopes, value: grant.scopes.joined(separator: ",")))
-        let context = request.context.flatMap { $0.isEmpty ? nil : $0.extensionValue }
         if let context { extensions.append(CertificateOption(name: CertificateExtension.context, value: context)) }
         let (after, before) = CertificateTemplate.validFor(lifetime, from: UInt64(now))
         let template = CertificateTemplate(key: request.publicKey, type: .user, serial: UInt64.random(in: 1 ... .max), keyID: grant.keyID,
