@@ -13,7 +13,7 @@ public struct CompactJWS: Sendable {
     public let raw: String
 
     public init(_ token: String) throws(Refusal) {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { Substring($0) }
         guard parts.count == 3 else {
             throw Refusal(.malformedToken, check: "format", "the token has \(parts.count) dot-separated parts; a signed JWT has exactly 3 (JWE and unsigned tokens are not accepted)")
         }
