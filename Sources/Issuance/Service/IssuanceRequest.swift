@@ -103,6 +103,8 @@ public struct AgentContext: Sendable, Equatable {
 
     /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
     static func quote(_ s: String) -> String {
+        // The common case (base64 certificates, hex, names) needs no escaping: no per-scalar copy.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
