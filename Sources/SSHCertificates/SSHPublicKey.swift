@@ -87,8 +87,11 @@ public struct SSHPublicKey: Sendable, Hashable, CustomStringConvertible {
     public var fingerprint: String { SSHPublicKey.fingerprint(ofBlob: blob) }
 
     public static func fingerprint(ofBlob blob: [UInt8]) -> String {
-        let digest = Data(SHA256.hash(data: blob)).base64EncodedString()
-        return "SHA256:" + digest.replacingOccurrences(of: "=", with: "")
+        // A SHA-256 digest's base64 always ends in exactly one "=": drop it without a
+        // Foundation string search (this runs on every login and every issuance).
+        var digest = Data(SHA256.hash(data: blob)).base64EncodedString()
+        while digest.utf8.last == UInt8(ascii: "=") { digest.removeLast() }
+        return "SHA256:" + digest
     }
 
     public var description: String { "\(algorithm.keyTypeName) \(fingerprint)" }

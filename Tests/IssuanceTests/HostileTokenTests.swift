@@ -163,6 +163,22 @@ final class HostileTokenTests: XCTestCase {
         try await refused("e30.e30.!!!", error: "malformed_token", check: "signature")
     }
 
+    /// Two `sub` members: parsers that keep the first and the last would see different
+    /// subjects, so the token is refused outright (even with a valid signature over it).
+    func testDuplicateClaimIsRefused() async throws {
+        let now = Int(Date().timeIntervalSince1970)
+        let payload = "{\"iss\":\"\(provider.issuer)\",\"sub\":\"alice\",\"sub\":\"root\",\"aud\":\"gatehouse\",\"iat\":\(now),\"exp\":\(now + 600),\"groups\":[\"ops\"]}"
+        let input = b64(Data("{\"alg\":\"ES256\",\"kid\":\"ec-1\"}".utf8)) + "." + b64(Data(payload.utf8))
+        let signature = try provider.ec.signature(for: Data(input.utf8)).rawRepresentation
+        try await refused(input + "." + b64(signature), error: "malformed_token", check: "payload")
+    }
+
+    func testNonCanonicalBase64IsRefused() async throws {
+        let good = provider.token(provider.claims())
+        // "e30" is {} ; "e31" decodes to the same bytes with non-zero padding bits.
+        try await refused("e31." + good.split(separator: ".")[1] + "." + good.split(separator: ".")[2], error: "malformed_token", check: "header")
+    }
+
     func testMalformedBody() async throws {
         let token = provider.token(provider.claims())
         try await refused(token, status: 400, error: "bad_request", check: "body", body: Data("{not json".utf8))

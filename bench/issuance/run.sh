@@ -34,7 +34,7 @@ issuance:
       audiences: [gatehouse]
       algorithms: [ES256]
 YAML
-"$bin" serve --config "$work/gatehouse.yaml" > "$work/serve.out" 2>&1 & pids+=($!)
+"$bin" serve --config "$work/gatehouse.yaml" > "$work/serve.out" 2>&1 & spid=$!; pids+=($spid)
 for _ in $(seq 1 200); do grep -q "gatehouse: listening" "$work/serve.out" && break; sleep 0.1; done
 grep -q "gatehouse: listening" "$work/serve.out" || { cat "$work/serve.out"; exit 1; }
 ssh-keygen -q -t ed25519 -N '' -f "$work/agent"
@@ -42,9 +42,16 @@ export TOKEN="$token" KEY="$(cut -d' ' -f1,2 "$work/agent.pub")"
 # One request first: fails loudly if the setup is wrong instead of benchmarking 401s.
 curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d "{\"public_key\": \"$KEY\"}" "http://127.0.0.1:$iport/v1/certificates" >/dev/null
-echo "== wrk -t2 -c32 -d${duration}s (POST /v1/certificates) on $(nproc) cores"
+cpu() { awk '{print $14 + $15}' "/proc/$spid/stat"; }
+issued_now() { curl -s "http://127.0.0.1:$iport/metrics" | awk '/^gatehouse_certificates_issued_total/ {print $2}'; }
+cpu0=$(cpu); n0=$(issued_now)
+echo "== wrk -t2 -c32 -d${duration}s (POST /v1/certificates) on $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 wrk -t2 -c32 -d"${duration}s" --latency -s bench/issuance/post.lua "http://127.0.0.1:$iport/v1/certificates"
-issued=$(curl -s "http://127.0.0.1:$iport/metrics" | awk '/^gatehouse_certificates_issued_total/ {print $2}')
+cpu1=$(cpu); n1=$(issued_now)
+# CPU time the server spent per certificate: independent of what else the machine is running.
+awk -v c="$((cpu1 - cpu0))" -v n="$((n1 - n0))" -v hz="$(getconf CLK_TCK)" \
+  'BEGIN { printf "server CPU per certificate: %.3f ms (%d certificates, %.2f CPU-s); one free core would issue %.0f/s\n", 1000*c/hz/n, n, c/hz, n/(c/hz) }'
+issued=$(issued_now)
 lines=$(wc -l < "$work/state/audit.log")
 echo "certificates issued (metrics): $issued; audit log lines: $lines"
 "$bin" audit verify --state "$work/state" | tail -1

@@ -30,7 +30,7 @@ public enum IssuanceRoutes {
                 return refusalResponse(await issuer.refuseEarly(Refusal(.tooLarge, check: "body", "the request body is larger than \(limit) bytes"), peer: context.peer))
             }
             switch await issuer.issue(authorization: request.headers[.authorization], body: body, peer: context.peer) {
-            case .success(let answer): return json(.ok, try JSONEncoder.sorted.encode(answer))
+            case .success(let answer): return json(.ok, Data(answer.json.utf8))
             case .failure(let refusal): return refusalResponse(refusal)
             }
         }

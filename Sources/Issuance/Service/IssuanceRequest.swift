@@ -16,8 +16,8 @@ public struct IssuanceRequest: Sendable {
 
     public init(json body: [UInt8]) throws(Refusal) {
         guard !body.isEmpty else { throw Refusal(.badRequest, check: "body", "the request body is empty; a JSON object with \"public_key\" is required") }
-        guard case .object(let o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body)) else {
-            throw Refusal(.badRequest, check: "body", "the request body is not a JSON object")
+        guard case .object(let o)? = try? StrictJSON.parse(body) else {
+            throw Refusal(.badRequest, check: "body", "the request body is not a JSON object (or repeats a field)")
         }
         for key in o.keys.sorted() where !Self.topKeys.contains(key) {
             throw Refusal(.badRequest, check: "body", "unknown field \"\(key)\" (allowed: context, public_key, ttl)")
@@ -94,12 +94,27 @@ public struct AgentContext: Sendable, Equatable {
     /// The `context@gatehouse` value: a JSON object with sorted keys, so it is both readable
     /// and parseable by tools, and JSON escaping keeps control characters out of it.
     public var extensionValue: String {
-        var o: [String: String] = [:]
-        if let taskID { o["task_id"] = taskID }
-        if let promptSHA256 { o["prompt_sha256"] = promptSHA256 }
-        if let reason { o["reason"] = reason }
-        let data = try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        var members: [String] = []
+        if let promptSHA256 { members.append("\"prompt_sha256\":" + Self.quote(promptSHA256)) }
+        if let reason { members.append("\"reason\":" + Self.quote(reason)) }
+        if let taskID { members.append("\"task_id\":" + Self.quote(taskID)) }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
+    static func quote(_ s: String) -> String {
+        // The common case (base64 certificates, hex, names) needs no escaping: no per-scalar copy.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
     }
 }
 
@@ -113,4 +128,12 @@ public struct IssuanceResponse: Sendable, Codable, Equatable {
     public var context: String
     public var valid_after: UInt64
     public var valid_before: UInt64
+
+    /// The body, keys sorted, written by hand: JSONEncoder was a measurable share of each issuance.
+    public var json: String {
+        let q = AgentContext.quote
+        return "{\"certificate\":\(q(certificate)),\"context\":\(q(context)),\"key_id\":\(q(key_id)),"
+            + "\"principals\":[\(principals.map(q).joined(separator: ","))],\"scopes\":[\(scopes.map(q).joined(separator: ","))],"
+            + "\"serial\":\(serial),\"valid_after\":\(valid_after),\"valid_before\":\(valid_before)}"
+    }
 }
