@@ -160,8 +160,9 @@ check "ca tour: sshd accepts the exported CA's certificate and refuses it once r
 
 # ---- make demo: the bastion in front of a real sshd, allowed and refused commands ----
 demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello; from the agent" <<<"$out" && grep -q "(exit status 77)" <<<"$out" \
-  && grep -q 'no target named "web-99"' <<<"$out" && grep -q "Permission denied (publickey)" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
-check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused" demo_runs
+  && grep -q 'no target named "web-99"' <<<"$out" && grep -q "Permission denied (publickey)" <<<"$out" && grep -q "audit log intact" <<<"$out" \
+  && grep -q 'user certificate "oidc:alice"' <<<"$out" && grep -Eq 'alice +web-01 +0 +normal' <<<"$out" && grep -q "4 of 4 recordings verified" <<<"$out"; }
+check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused; OIDC token to certificate; sessions recorded and verified" demo_runs
 
 # The issuance section is validated by `serve --check` like the rest of the file.
 cat > "$work/issuance-ok.yaml" <<'YAML'

@@ -61,6 +61,7 @@ cat > "$work/gatehouse.yaml" <<CFG
 listen: ["127.0.0.1:$bastion_port"]
 state: $state
 host_keys: $work/hostkeys
+recordings: $work/recordings
 targets:
   web-01:
     address: 127.0.0.1
@@ -138,5 +139,5 @@ PY
 "$GATEHOUSE" audit verify --state "$state" | sed 's/^/  /'
 
 step "Every session was recorded: the index, and the recordings verified"
-"$GATEHOUSE" sessions list --state "$state" | sed 's/^/  /'
-"$GATEHOUSE" verify --all --state "$state" | sed 's/^/  /'
+"$GATEHOUSE" sessions list --recordings "$work/recordings" | sed 's/^/  /'
+"$GATEHOUSE" verify --all --recordings "$work/recordings" --state "$state" | sed 's/^/  /'
