@@ -135,14 +135,25 @@ async def test_code_executor_stdin_mode_through_an_allowed_interpreter(bastion):
 
 
 async def test_code_executor_agent(bastion):
-    ex = GatehouseCodeExecutor(bastion.connection(), "web-01")
-    agent = CodeExecutorAgent("executor", code_executor=ex, supported_languages=["sh", "bash"])
+    from autogen_agentchat.agents import ApprovalRequest, ApprovalResponse
     from autogen_agentchat.messages import TextMessage
+
+    # Gatehouse's allowlist is the boundary; an approval hook still sees every block first (a
+    # human, or a log), so the test wires one and checks it saw the code it approved.
+    seen: list[str] = []
+
+    def approve(request: ApprovalRequest) -> ApprovalResponse:
+        seen.append(request.code)
+        return ApprovalResponse(approved=True, reason="allowlist enforced by Gatehouse")
+
+    ex = GatehouseCodeExecutor(bastion.connection(), "web-01")
+    agent = CodeExecutorAgent("executor", code_executor=ex, supported_languages=["sh", "bash"], approval_func=approve)
 
     resp = await agent.on_messages([TextMessage(content="```sh\nuname -sr\nhostname\n```", source="user")],
                                    CancellationToken())
     assert "$ uname -sr\nLinux" in resp.chat_message.content
     assert socket.gethostname() in resp.chat_message.content
+    assert len(seen) == 1 and "uname -sr" in seen[0]
 
 
 def test_example_agent_runs(bastion):
