@@ -73,13 +73,15 @@ let package = Package(
         // Micro-benchmarks: certificate verification and signing per key type; policy decisions.
         .executableTarget(name: "GatehouseBench", dependencies: ["SSHCertificates", "Policy"]),
 
+        // Process helpers shared by the test targets that start real programs (not shipped).
+        .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
         .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
         .testTarget(name: "IssuanceTests", dependencies: [
-            "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "Policy", "Recording",
+            "ProcessSupport", "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "Policy", "Recording",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -87,7 +89,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
-        .testTarget(name: "BastionTests", dependencies: ["Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording"]),
+        .testTarget(name: "BastionTests", dependencies: ["ProcessSupport", "Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording"]),
     ],
     swiftLanguageModes: [.v6]
 )

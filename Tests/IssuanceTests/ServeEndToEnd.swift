@@ -41,7 +41,7 @@ final class ServeEndToEnd: @unchecked Sendable {
         TrustedUserCAKeys \(d)/target_ca.pub
         LogLevel VERBOSE
         """.write(toFile: "\(d)/sshd_config", atomically: true, encoding: .utf8)
-        mkdir("/run/sshd", 0o755)
+        _ = Foundation.mkdir("/run/sshd", 0o755)
         targetPid = try spawnDaemon("/usr/sbin/sshd", ["-D", "-f", "\(d)/sshd_config", "-E", "\(d)/sshd.log"])
         _ = try waitForPidFile("\(d)/sshd.pid")
         let hostKey = try String(contentsOfFile: "\(d)/host_key.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
