@@ -30,9 +30,9 @@ extension IssuanceConfiguration {
         try r.onlyKeys(m, ["listen", "tls", "issuers", "mapping", "max_ttl", "default_ttl", "rate_limit", "max_body_bytes", "max_token_bytes"], "issuance")
         if let n = r.node(m, "listen") {
             let text = try r.string(n, "issuance.listen")
-            guard let (host, port) = parseListen(text) else { throw r.error(n, "issuance.listen", "\"\(text)\" is not host:port or [v6]:port") }
-            c.listenHost = host
-            c.listenPort = port
+            guard let address = ListenAddress(text) else { throw r.error(n, "issuance.listen", "\"\(text)\" is not host:port or [v6]:port") }
+            c.listenHost = address.host
+            c.listenPort = address.port
         }
         if let n = r.node(m, "tls") {
             let t = try r.mapping(n, "issuance.tls")
@@ -175,20 +175,5 @@ extension IssuanceConfiguration {
         guard scheme == "https" || (scheme == "http" && isLoopback(host)) else {
             throw r.error(node, key, "\"\(text)\" must be https (plain http only on loopback): keys fetched in the clear could be replaced")
         }
-    }
-
-    static func parseListen(_ text: String) -> (String, Int)? {
-        let host: Substring, port: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
-            host = text[text.index(after: text.startIndex)..<close]
-            port = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
-            host = text[..<colon]
-            port = text[text.index(after: colon)...]
-        }
-        guard !host.isEmpty, let p = Int(port), (1...65535).contains(p) else { return nil }
-        return (String(host), p)
     }
 }
