@@ -2,6 +2,7 @@ import Audit
 import CLibSSH
 import Foundation
 import Logging
+import Policy
 import Recording
 
 /// The SSH front: one libssh bind per listen address, one accept thread per bind, one thread
