@@ -33,6 +33,20 @@ final class EndToEndTests: XCTestCase {
         let denied = try e2e.ssh(["id"])
         XCTAssertNotEqual(denied.status, 0, "scope ops allows only echo")
 
+        // /metrics on the issuance listener counts the bastion's sessions and relayed bytes. The
+        // session's end is counted as the server closes it, so poll (with a deadline) for it.
+        var metrics = ""
+        let until = Date().addingTimeInterval(10)
+        repeat {
+            metrics = try runBinary("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(e2e.issuancePort)/metrics"]).out
+            if metrics.contains("gatehouse_bytes_relayed_total{stream=\"out\"} 20\n") { break }
+            usleep(50_000)
+        } while Date() < until
+        XCTAssertTrue(metrics.contains("gatehouse_certificates_issued_total 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("gatehouse_sessions_started_total 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("gatehouse_sessions_live 0\n"), metrics)
+        XCTAssertTrue(metrics.contains("gatehouse_bytes_relayed_total{stream=\"out\"} 20\n"), "\"through the bastion\\n\" is 20 bytes: \(metrics)")
+
         // A second login with the same key refreshes the certificate; a refused one says why.
         let refused = try e2e.loginWith(token: provider.token(provider.claims(audience: "elsewhere")))
         XCTAssertEqual(refused.status, 1)
