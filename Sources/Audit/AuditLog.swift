@@ -181,11 +181,18 @@ public final class AuditLog: Sendable {
     }
 
     static func timestamp(_ date: Date) -> String {
+        timestampFormatter.withLock { $0.string(from: date) }
+    }
+
+    /// Built once: creating an ISO8601DateFormatter (an ICU formatter underneath) per append
+    /// cost more than encoding the records. ISO8601DateFormatter is not thread-safe, hence the
+    /// mutex (held only for the formatting).
+    private static let timestampFormatter: Mutex<ISO8601DateFormatter> = {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
-    }
+        return Mutex(f)
+    }()
 
     /// The last line (without its newline) by reading backwards from the end: appends stay
     /// O(line length) however long the log grows.

@@ -106,3 +106,10 @@ extension AuditLogTests {
         XCTAssertEqual(AuditLog.hash(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }
+
+extension AuditLogTests {
+    func testTimestampsAreUTCWithMilliseconds() {
+        XCTAssertEqual(AuditLog.timestamp(Date(timeIntervalSince1970: 1_796_166_000.125)), "2026-12-01T23:00:00.125Z")
+        XCTAssertEqual(AuditLog.timestamp(Date(timeIntervalSince1970: 0)), "1970-01-01T00:00:00.000Z")
+    }
+}
