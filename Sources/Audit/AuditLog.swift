@@ -77,13 +77,89 @@ public final class AuditLog: Sendable {
 
     // MARK: Encoding
 
+    /// The canonical line for a record: exactly the bytes `JSONSerialization` writes with
+    /// `[.sortedKeys, .withoutEscapingSlashes]` (verify compares lines against this, so logs
+    /// written by either encoder stay valid), built directly: the Foundation writer bridged
+    /// every value to an `NSDictionary` and sorted keys with a locale-aware ICU comparison per
+    /// pair, which made the audit writer the issuer's hottest code. Keys are ordered with the
+    /// very comparison Foundation uses, computed once per set of detail keys and cached.
     static func encode(_ r: AuditRecord) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        // Top-level keys in Foundation's order (all lowercase ASCII letters: the order is
+        // alphabetical; the test suite checks this against JSONSerialization).
+        out.append(contentsOf: #"{"action":"#.utf8); appendJSONString(r.event.action, to: &out)
+        out.append(contentsOf: #","actor":"#.utf8); appendJSONString(r.event.actor, to: &out)
+        out.append(contentsOf: #","details":{"#.utf8)
+        var first = true
+        for key in sortedDetailKeys(r.event.details) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            appendJSONString(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            appendJSONString(r.event.details[key]!, to: &out)
+        }
+        out.append(contentsOf: #"},"object":"#.utf8); appendJSONString(r.event.object, to: &out)
+        out.append(contentsOf: #","outcome":"#.utf8); appendJSONString(r.event.outcome.rawValue, to: &out)
+        out.append(contentsOf: #","prev":"#.utf8); appendJSONString(r.previousHash, to: &out)
+        out.append(contentsOf: #","seq":"#.utf8); out.append(contentsOf: String(r.seq).utf8)
+        out.append(contentsOf: #","time":"#.utf8); appendJSONString(r.time, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The original Foundation encoder, kept as the reference the tests compare against.
+    static func foundationEncode(_ r: AuditRecord) -> String {
         let object: [String: Any] = [
             "seq": r.seq, "time": r.time, "actor": r.event.actor, "action": r.event.action, "object": r.event.object,
             "outcome": r.event.outcome.rawValue, "details": r.event.details, "prev": r.previousHash,
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Foundation's `.sortedKeys` comparison (swift-corelibs-foundation JSONWriter): numeric,
+    /// case-insensitive, forced ordering, in the system locale.
+    static func foundationKeyOrder(_ a: String, _ b: String) -> Bool {
+        a.compare(b, options: [.numeric, .caseInsensitive, .forcedOrdering], range: a.startIndex..<a.endIndex, locale: NSLocale.system) == .orderedAscending
+    }
+
+    private static let keyOrderCache = Mutex<[[String]: [String]]>([:])
+
+    static func sortedDetailKeys(_ details: [String: String]) -> [String] {
+        if details.count < 2 { return Array(details.keys) }
+        let byteOrder = details.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        if let cached = keyOrderCache.withLock({ $0[byteOrder] }) { return cached }
+        let order = byteOrder.sorted(by: foundationKeyOrder)
+        keyOrderCache.withLock { cache in
+            if cache.count >= 256 { cache.removeAll() }
+            cache[byteOrder] = order
+        }
+        return order
+    }
+
+    /// A JSON string exactly as Foundation's JSONWriter writes it without escaping slashes:
+    /// `"` and `\` escaped, the short escapes for \b \f \n \r \t, other C0 controls as
+    /// lowercase `\u00xx`, everything else (including non-ASCII) verbatim.
+    static func appendJSONString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
+            case 0x0c: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
+            case 0x0a: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0d: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0x00..<0x20:
+                out.append(contentsOf: #"\u00"#.utf8)
+                out.append(hex[Int(byte >> 4)]); out.append(hex[Int(byte & 0x0f)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 
     static func decode(_ line: [UInt8]) throws -> AuditRecord {
@@ -96,14 +172,27 @@ public final class AuditLog: Sendable {
         return AuditRecord(seq: seq, time: time, event: AuditEvent(actor: actor, action: action, object: target, outcome: outcome, details: details), previousHash: prev)
     }
 
-    static func hash(_ line: [UInt8]) -> String { SHA256.hash(data: line).map { String(format: "%02x", $0) }.joined() }
+    static func hash(_ line: [UInt8]) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in SHA256.hash(data: line) { out.append(hex[Int(byte >> 4)]); out.append(hex[Int(byte & 0x0f)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     static func timestamp(_ date: Date) -> String {
+        timestampFormatter.withLock { $0.string(from: date) }
+    }
+
+    /// Built once: creating an ISO8601DateFormatter (an ICU formatter underneath) per append
+    /// cost more than encoding the records. ISO8601DateFormatter is not thread-safe, hence the
+    /// mutex (held only for the formatting).
+    private static let timestampFormatter: Mutex<ISO8601DateFormatter> = {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
-    }
+        return Mutex(f)
+    }()
 
     /// The last line (without its newline) by reading backwards from the end: appends stay
     /// O(line length) however long the log grows.

@@ -77,3 +77,39 @@ extension AuditLogTests {
         guard case .broken(6, "not a valid audit record") = try verify(lines) else { return XCTFail() }
     }
 }
+
+extension AuditLogTests {
+    /// The hand-written encoder must write exactly the bytes JSONSerialization wrote: verify
+    /// re-encodes every line and compares, so logs written before the change must stay intact.
+    func testEncoderIsByteIdenticalToJSONSerialization() {
+        let awkward = ["", "plain", "with/slash", "quote\"back\\slash", "ctl\u{0}\u{1}\u{7}\u{8}\u{9}\u{a}\u{b}\u{c}\u{d}\u{e}\u{f}\u{10}\u{1b}\u{1f}\u{7f}",
+                       "ünïcödé €", "emoji 🔑👩‍💻", "\u{2028}\u{2029}", "{\"json\":[1,2]}", "tab\there", "ssh-ed25519 AAAA+/=="]
+        let keySets: [[String]] = [
+            [], ["reason"], ["serial", "fingerprint", "context", "issuer", "subject", "principals", "valid_before", "key_id"],
+            ["a", "B", "c", "A1", "a10", "a9", "a_b", "ab", "a-b", "a.b", "Z", "z", "_x", "x_", "1", "10", "2", "é", "e", "f"],
+            ["valid_after", "validAfter", "valid-after", "VALID", "valid"], ["key", "key2", "key10", "Key1", "kEy3"],
+        ]
+        var n: UInt64 = 1
+        for keys in keySets {
+            for (i, value) in awkward.enumerated() {
+                var details: [String: String] = [:]
+                for (j, k) in keys.enumerated() { details[k] = awkward[(i + j) % awkward.count] }
+                let event = AuditEvent(actor: value, action: "certificate.issue", object: awkward[(i + 3) % awkward.count],
+                                       outcome: [.success, .refused, .failure][i % 3], details: details)
+                let record = AuditRecord(seq: n, time: "2026-12-01T23:00:00.123Z", event: event, previousHash: AuditLog.genesisHash)
+                XCTAssertEqual(AuditLog.encode(record), AuditLog.foundationEncode(record), "keys \(keys), value \(value.debugDescription)")
+                n = n &* 31 &+ 7
+            }
+        }
+        let big = AuditRecord(seq: UInt64.max, time: "t", event: AuditEvent(actor: "a", action: "b", object: "c", outcome: .success), previousHash: "p")
+        XCTAssertEqual(AuditLog.encode(big), AuditLog.foundationEncode(big))
+        XCTAssertEqual(AuditLog.hash(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+}
+
+extension AuditLogTests {
+    func testTimestampsAreUTCWithMilliseconds() {
+        XCTAssertEqual(AuditLog.timestamp(Date(timeIntervalSince1970: 1_796_166_000.125)), "2026-12-01T23:00:00.125Z")
+        XCTAssertEqual(AuditLog.timestamp(Date(timeIntervalSince1970: 0)), "1970-01-01T00:00:00.000Z")
+    }
+}

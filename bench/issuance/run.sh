@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Issuance throughput: certificates issued per second over real HTTP on loopback, each request a
 # full token verification (ES256 against the JWKS), certificate signing (Ed25519 user CA) and a
-# durable audit record. Load from wrk (Debian package `wrk`), 2 threads, 32 connections.
+# durable audit record. Load from wrk (Debian package `wrk`), 2 threads (WRK_THREADS=1 for one), 32 connections.
 #   bench/issuance/run.sh [DURATION_SECONDS]     (builds the release binary first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-15}
+threads=${WRK_THREADS:-2}   # wrk threads (WRK_THREADS=1 leaves more of the 2 cores to the server)
 swift build -c release --product gatehouse >/dev/null
 bin="$(swift build -c release --show-bin-path)/gatehouse"
 work=$(mktemp -d /tmp/gatehouse-bench-issuance.XXXXXX)
@@ -45,8 +46,8 @@ curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application
 cpu() { awk '{print $14 + $15}' "/proc/$spid/stat"; }
 issued_now() { curl -s "http://127.0.0.1:$iport/metrics" | awk '/^gatehouse_certificates_issued_total/ {print $2}'; }
 cpu0=$(cpu); n0=$(issued_now)
-echo "== wrk -t2 -c32 -d${duration}s (POST /v1/certificates) on $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-wrk -t2 -c32 -d"${duration}s" --latency -s bench/issuance/post.lua "http://127.0.0.1:$iport/v1/certificates"
+echo "== wrk -t$threads -c32 -d${duration}s (POST /v1/certificates) on $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+wrk -t"$threads" -c32 -d"${duration}s" --latency -s bench/issuance/post.lua "http://127.0.0.1:$iport/v1/certificates"
 cpu1=$(cpu); n1=$(issued_now)
 # CPU time the server spent per certificate: independent of what else the machine is running.
 awk -v c="$((cpu1 - cpu0))" -v n="$((n1 - n0))" -v hz="$(getconf CLK_TCK)" \
