@@ -136,13 +136,22 @@ async def test_code_executor_stdin_mode_through_an_allowed_interpreter(bastion):
 
 async def test_code_executor_agent(bastion):
     ex = GatehouseCodeExecutor(bastion.connection(), "web-01")
-    agent = CodeExecutorAgent("executor", code_executor=ex, supported_languages=["sh", "bash"])
+    from autogen_agentchat.agents import ApprovalResponse
     from autogen_agentchat.messages import TextMessage
+
+    approved = []
+
+    def approve(request):  # a human (here: the test) approves each block before it is sent
+        approved.append(request.code)
+        return ApprovalResponse(approved=True, reason="test")
+
+    agent = CodeExecutorAgent("executor", code_executor=ex, supported_languages=["sh", "bash"], approval_func=approve)
 
     resp = await agent.on_messages([TextMessage(content="```sh\nuname -sr\nhostname\n```", source="user")],
                                    CancellationToken())
     assert "$ uname -sr\nLinux" in resp.chat_message.content
     assert socket.gethostname() in resp.chat_message.content
+    assert approved and "uname -sr" in approved[0]
 
 
 def test_example_agent_runs(bastion):
