@@ -75,7 +75,7 @@ let package = Package(
 
         // Process helpers shared by the test targets that start real programs (not shipped).
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
-        .testTarget(name: "SSHCertificatesTests", dependencies: ["SSHCertificates"]),
+        .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),

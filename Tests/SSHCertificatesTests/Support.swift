@@ -1,4 +1,5 @@
 import Foundation
+@_exported import ProcessSupport
 import XCTest
 @testable import SSHCertificates
 
@@ -60,25 +61,14 @@ func writeText(_ text: String, to url: URL, mode: Int = 0o600) throws {
 
 var nowSeconds: UInt64 { UInt64(Date().timeIntervalSince1970) }
 
-/// A long-running child (sshd) started with posix_spawn. Foundation's Process is not used for
-/// daemons: sshd closes every inherited descriptor at start-up, which Foundation on Linux takes
-/// as the child's exit, and its monitor thread then blocks in waitpid for good.
+/// A long-running child (sshd), started by ProcessSupport's `spawnDaemon` (posix_spawn, never
+/// Foundation's Process: sshd closes every inherited descriptor, which Foundation on Linux takes
+/// as the child's exit).
 final class Daemon {
     let pid: pid_t
 
     init(_ executable: String, _ arguments: [String]) throws {
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard rc == 0 else { throw NSError(domain: "Daemon", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable): \(String(cString: strerror(rc)))"]) }
-        self.pid = pid
+        pid = try spawnDaemon(executable, arguments)
     }
 
     func stop() {
