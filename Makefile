@@ -18,8 +18,8 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@mkdir -p /run/sshd
-	@# Python clients used by the tests (asyncssh) come from PyPI, into whatever python3 is first on PATH.
-	@python3 -c 'import asyncssh' 2>/dev/null || python3 -m pip install -q asyncssh 2>/dev/null || python3 -m pip install -q --break-system-packages asyncssh
+	@# Python clients used by the tests (asyncssh, paramiko) come from PyPI, into whatever python3 is first on PATH.
+	@python3 -c 'import asyncssh, paramiko' 2>/dev/null || python3 -m pip install -q asyncssh paramiko 2>/dev/null || python3 -m pip install -q --break-system-packages asyncssh paramiko
 
 build: deps
 	$(SWIFT) build

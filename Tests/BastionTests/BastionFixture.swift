@@ -21,7 +21,7 @@ final class BastionFixture: @unchecked Sendable {
     var auditPath: String { directory.appendingPathComponent("state/audit.log").path }
     let login = String(cString: getpwuid(getuid())!.pointee.pw_name)
 
-    init(loginGrace: Int = 3, maxUnauthenticated: Int = 300, maxForwards: Int = 32, extraScopes: String = "") throws {
+    init(loginGrace: Int = 3, maxUnauthenticated: Int? = 300, maxForwards: Int = 32, extraScopes: String = "") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-bastion-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let state = directory.appendingPathComponent("state").path
@@ -69,7 +69,7 @@ final class BastionFixture: @unchecked Sendable {
         recordings: \(d)/recordings
         limits:
           login_grace: \(loginGrace)s
-          max_unauthenticated: \(maxUnauthenticated)
+        \(maxUnauthenticated.map { "  max_unauthenticated: \($0)" } ?? "")
           max_forwards: \(maxForwards)
         targets:
           web-01:

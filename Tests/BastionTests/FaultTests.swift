@@ -92,6 +92,6 @@ final class FaultTests: SharedFixtureTestCase {
         XCTAssertTrue(f.waitForIdle())
         XCTAssertEqual(sessionDescriptors().count, before, "descriptors leaked: \(openFileDescriptorTargets())")
         XCTAssertEqual(f.server.context.connections.sessions, 0)
-        XCTAssertEqual(f.server.context.startups.inFlight, 0)
+        XCTAssertEqual(f.server.context.admission.inFlight, 0)
     }
 }

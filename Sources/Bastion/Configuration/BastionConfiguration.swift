@@ -32,11 +32,29 @@ public struct LogSettings: Sendable {
 
 /// Bounds that keep one misbehaving client from hurting the others.
 public struct Limits: Sendable {
-    /// Key exchange, authentication and the first channel request must finish within this.
+    /// Key exchange and authentication must finish within this, counted from accept. It never
+    /// applies once the agent has logged in.
     public var loginGraceSeconds = 10
-    /// Connections still negotiating or authenticating at once (sshd's MaxStartups); more are
-    /// dropped at accept so a flood of half-open connections cannot starve real logins.
-    public var maxUnauthenticated = 64
+    /// Connections still negotiating or authenticating at once (sshd's MaxStartups "full").
+    /// Past it a new connection waits in the queue, or takes the slot of the oldest connection
+    /// of the source that holds the most, so a flood from some sources cannot starve the others.
+    public var maxUnauthenticated = 128
+    /// Unauthenticated connections one source (an address; a /64 for IPv6) may hold at once;
+    /// more from it wait in the queue.
+    public var maxUnauthenticatedPerSource = 64
+    /// Past this many unauthenticated connections, sources with a standing penalty are dropped
+    /// at random, more often as the count nears `maxUnauthenticated` (sshd's MaxStartups start:rate:full).
+    public var earlyDropStart = 64
+    /// Accepted connections that wait for an unauthenticated slot (beyond the kernel's listen
+    /// backlog of 512); past this, and after `loginGraceSeconds` of waiting, a clean refusal.
+    public var maxQueued = 1024
+    /// Penalties for sources that fail or never authenticate (OpenSSH 9.8's PerSourcePenalties).
+    public var penalties = PenaltySettings()
+    /// Session channels open at once on one connection (sshd's MaxSessions).
+    public var maxSessions = 10
+    /// An authenticated connection with no channel open for this long is closed (a
+    /// ControlPersist master keeps its connection while it is used).
+    public var idleConnectionSeconds = 600
     /// Keepalives to both sides of a live session; 0 turns them off.
     public var keepaliveSeconds = 30
     public var targetConnectTimeoutSeconds = 10
@@ -45,6 +63,23 @@ public struct Limits: Sendable {
     /// Forwarded channels (and `-R` listeners) open at once on one connection: each holds a
     /// recording and a target channel, so a client opening thousands is refused past this.
     public var maxForwards = 32
+}
+
+/// What a source earns by failing: seconds added to its penalty. A source whose penalty stands
+/// at `minimum` or more is refused at accept until it has decayed below; penalties never exceed
+/// `maximum`. Exempt sources are never penalised (a monitoring host, a known NAT).
+public struct PenaltySettings: Sendable {
+    /// Garbage instead of SSH, or a key exchange that failed.
+    public var handshakeFailed = 2
+    /// Held a slot for the whole login grace without logging in.
+    public var graceExceeded = 10
+    /// Offered keys or methods and was refused every time.
+    public var authenticationFailed = 0
+    /// Connected and left without trying to log in (port scanners, ssh-keyscan).
+    public var disconnected = 0
+    public var minimum = 15
+    public var maximum = 600
+    public var exempt: [CIDRBlock] = []
 }
 
 /// Modern algorithms only: no SHA-1, no CBC, no DSA, no group1/group14-sha1.

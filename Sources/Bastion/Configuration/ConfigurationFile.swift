@@ -60,7 +60,9 @@ extension BastionConfiguration {
         }
         if let limits = r.node(top, "limits") {
             let m = try r.mapping(limits, "limits")
-            try r.onlyKeys(m, ["login_grace", "max_unauthenticated", "keepalive", "target_connect_timeout", "target_certificate_lifetime", "max_forwards"], "limits")
+            try r.onlyKeys(m, ["login_grace", "max_unauthenticated", "keepalive", "target_connect_timeout", "target_certificate_lifetime", "max_forwards",
+                               "max_sessions", "idle_connection", "max_unauthenticated_per_source", "early_drop_start", "max_queued",
+                               "penalties"], "limits")
             c.limits.loginGraceSeconds = try r.duration(m, "login_grace", "limits") ?? c.limits.loginGraceSeconds
             c.limits.maxUnauthenticated = try r.int(m, "max_unauthenticated", "limits", in: 1...100_000) ?? c.limits.maxUnauthenticated
             if let n = r.node(m, "keepalive"), n.string == "off" { c.limits.keepaliveSeconds = 0 } else {
@@ -69,6 +71,33 @@ extension BastionConfiguration {
             c.limits.targetConnectTimeoutSeconds = try r.duration(m, "target_connect_timeout", "limits") ?? c.limits.targetConnectTimeoutSeconds
             c.limits.targetCertificateSeconds = try r.duration(m, "target_certificate_lifetime", "limits") ?? c.limits.targetCertificateSeconds
             c.limits.maxForwards = try r.int(m, "max_forwards", "limits", in: 0...10_000) ?? c.limits.maxForwards
+            c.limits.maxSessions = try r.int(m, "max_sessions", "limits", in: 1...1_000) ?? c.limits.maxSessions
+            c.limits.idleConnectionSeconds = try r.duration(m, "idle_connection", "limits") ?? c.limits.idleConnectionSeconds
+            c.limits.maxUnauthenticatedPerSource = try r.int(m, "max_unauthenticated_per_source", "limits", in: 1...100_000) ?? c.limits.maxUnauthenticatedPerSource
+            c.limits.earlyDropStart = try r.int(m, "early_drop_start", "limits", in: 1...100_000) ?? c.limits.earlyDropStart
+            c.limits.maxQueued = try r.int(m, "max_queued", "limits", in: 0...100_000) ?? c.limits.maxQueued
+            if let penalties = r.node(m, "penalties") {
+                let p = try r.mapping(penalties, "limits.penalties")
+                try r.onlyKeys(p, ["handshake_failed", "login_grace_exceeded", "authentication_failed", "disconnected", "min", "max", "exempt"], "limits.penalties")
+                var s = c.limits.penalties
+                s.handshakeFailed = try r.duration(p, "handshake_failed", "limits.penalties") ?? s.handshakeFailed
+                s.graceExceeded = try r.duration(p, "login_grace_exceeded", "limits.penalties") ?? s.graceExceeded
+                s.authenticationFailed = try r.duration(p, "authentication_failed", "limits.penalties") ?? s.authenticationFailed
+                s.disconnected = try r.duration(p, "disconnected", "limits.penalties") ?? s.disconnected
+                s.minimum = try r.duration(p, "min", "limits.penalties") ?? s.minimum
+                s.maximum = try r.duration(p, "max", "limits.penalties") ?? s.maximum
+                if let exempt = r.node(p, "exempt") {
+                    var blocks: [CIDRBlock] = []
+                    for text in try r.strings(p, "exempt", "limits.penalties") {
+                        do { blocks.append(try CIDRBlock(text)) } catch { throw r.error(exempt, "limits.penalties.exempt", "\"\(text)\": \(error)") }
+                    }
+                    s.exempt = blocks
+                }
+                c.limits.penalties = s
+            }
+            if c.limits.earlyDropStart > c.limits.maxUnauthenticated, let n = r.node(m, "early_drop_start") {
+                throw r.error(n, "limits.early_drop_start", "must not exceed max_unauthenticated (\(c.limits.maxUnauthenticated))")
+            }
         }
         if let algorithms = r.node(top, "algorithms") {
             let m = try r.mapping(algorithms, "algorithms")

@@ -6,65 +6,32 @@ import Policy
 import Recording
 import SSHCertificates
 
-/// One agent connection, from TCP accept to the end of its session, on its own thread. libssh
-/// sessions are not thread-safe, so this object and both of its sessions (the agent's and the
-/// target's) are only ever touched from that thread.
+/// One agent connection, from TCP accept to its end, on its own thread: libssh sessions are not
+/// thread-safe, so this object, its channels and its target connection are only ever touched
+/// from that thread. Its life is `ConnectionPhase`: this file runs the phases; a request on a
+/// session channel is decided in `SessionChannel.handle(_:)`, a forward in `AuthenticatedConnection+Forwarding`.
 final class FrontConnection {
     let context: ServerContext
     let configuration: BastionConfiguration
     let session: ssh_session
+    /// Names the connection in audit records and recordings (`gs-…`; a channel adds `-chN`).
     let sessionID: String
     let peerAddress: String
     let peerPort: Int
     let logger: Logger
-    private var serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>!
-    private var frontChannelCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>!
-    var frontChannelCallbacksPointer: UnsafeMutablePointer<ssh_channel_callbacks_struct> { frontChannelCallbacks }
-    var targetChannelCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>!
+    let admission: AdmissionTicket
+    var phase: ConnectionPhase = .handshake
+    let accepted = ContinuousClock.now
+    /// Woken by recorders when a batch reaches the file, so held bytes go out at once.
+    let wakeup = Wakeup()
+    private var callbacks: FrontCallbacks.ServerStorage?
+    /// auth-agent-req requests libssh reported (through its log) and no channel callback took.
+    var unclaimedAgentRequests = 0
 
-    // Login state.
-    private var holdsStartupSlot = true
-    var failedAuthentications = 0
-    var probeRefusals: [[String: String]] = []
-    static let maxAuthenticationAttempts = 6
-    var agent: ValidatedCertificate?
-    var targetName = ""
-
-    // Session channel state, filled by the callbacks before the session starts.
-    var channel: ssh_channel?
-    var pty: PTYRequest?
-    var environment: [(String, String)] = []
-    var start: SessionStart?
-    var plan: SessionPlan?
-
-    // Relay state.
-    var target: TargetConnection?
-    var targetExitStatus: Int32?
-    var targetExitSignal: (signal: String, core: Bool, message: String, language: String)?
-    var bytesIn: UInt64 = 0, bytesOut: UInt64 = 0, bytesErr: UInt64 = 0
-    var recorder: RecordingWriter?
-    var recordsInput = true
-    /// Set when the recorder failed outside the relay loop (a resize); the loop ends the session.
-    var recordingFailed = false
-
-    // Forwarding state (FrontConnection+Forwarding).
-    var forwards: [ForwardedChannel] = []
-    var remoteListeners: [RemoteListener] = []
-    var agentForwarding = false
-    var x11: X11Request?
-    /// Recording channel numbers: the session channel is 0, forwarded channels count up.
-    var nextChannelNumber = 0
-    var lastForwardActivity = Date()
-    let connectionStarted = Date()
-    var deadline: LoginDeadline?
-    var targetAttached = false
-    static let chunk = 64 * 1024
-    /// Scratch space for moving forwarded bytes, one per connection.
-    let scratch = UnsafeMutableRawPointer.allocate(byteCount: FrontConnection.chunk, alignment: 16)
-
-    init(session: ssh_session, context: ServerContext) {
+    init(session: ssh_session, context: ServerContext, admission: AdmissionTicket) {
         self.session = session
         self.context = context
+        self.admission = admission
         configuration = context.configuration
         sessionID = SessionID.make()
         (peerAddress, peerPort) = PeerAddress.of(fd: ssh_get_fd(session))
@@ -74,123 +41,282 @@ final class FrontConnection {
         self.logger = logger
     }
 
-    deinit {
-        scratch.deallocate()
-        serverCallbacks?.deallocate()
-        frontChannelCallbacks?.deallocate()
-        targetChannelCallbacks?.deallocate()
-    }
-
     var peer: String { peerAddress.contains(":") ? "[\(peerAddress)]:\(peerPort)" : "\(peerAddress):\(peerPort)" }
 
+    var authenticated: AuthenticatedConnection? {
+        if case .authenticated(let connection) = phase { return connection }
+        return nil
+    }
+
     /// The actor named in audit events: the agent's key id once known, else the peer.
-    var actor: String { agent.map { "agent:\($0.certificate.keyID)" } ?? "peer:\(peer)" }
+    var actor: String { authenticated.map { "agent:\($0.agent.certificate.keyID)" } ?? "peer:\(peer)" }
 
     func audit(_ action: String, _ object: String, _ outcome: AuditEvent.Outcome, _ details: [String: String] = [:]) {
         var d = details
         d["session"] = sessionID
         d["peer"] = peer
-        if let agent {
+        if let agent = authenticated?.agent {
             d["key_id"] = agent.certificate.keyID
             d["serial"] = String(agent.certificate.serial)
         }
         context.record(AuditEvent(actor: actor, action: action, object: object, outcome: outcome, details: d))
     }
 
-    /// Runs the connection to its end. Whatever happens, every libssh object is freed and the
-    /// startup slot is returned.
+    // MARK: The phases
+
+    /// Runs the connection to its end. Whatever happens, every libssh object is freed, the
+    /// admission slot is returned, and the end is audited.
     func run() {
         context.connections.connectionOpened()
+        defer { context.connections.connectionClosed() }
         defer {
-            releaseStartupSlot()
-            context.connections.connectionClosed()
-        }
-        let fd = ssh_get_fd(session)
-        let deadline = LoginDeadline(fd: fd, seconds: configuration.limits.loginGraceSeconds)
-        self.deadline = deadline
-        defer {
-            deadline.disarm()
             ssh_disconnect(session)
             ssh_free(session)
         }
-        serverCallbacks = FrontCallbacks.server(for: self)
-        frontChannelCallbacks = FrontCallbacks.frontChannel(for: self)
-        targetChannelCallbacks = FrontCallbacks.targetChannel(for: self)
-        ssh_set_server_callbacks(session, serverCallbacks)
+        // Runs before the socket is closed above: a slot is never given back for a reused descriptor.
+        defer { admission.finish(.disconnected, detail: "connection ended") }
+        let storage = FrontCallbacks.server(for: self)
+        callbacks = storage
+        ssh_set_server_callbacks(session, storage.server)
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
         ssh_set_message_callback(session, FrontCallbacks.unhandledMessage, Unmanaged.passUnretained(self).toOpaque())
+        FrontCallbacks.watchLibSSHLog(for: self)
+        defer { FrontCallbacks.stopWatchingLibSSHLog() }
 
+        // The handshake is bounded by libssh's own timeout: the login deadline, from accept.
+        let grace = configuration.limits.loginGraceSeconds
+        var timeout = grace
+        ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
+        let deadline = accepted + .seconds(grace)
         guard ssh_handle_key_exchange(session) == SSH_OK else {
-            let reason = deadline.fired ? "key exchange not finished within \(configuration.limits.loginGraceSeconds)s" : LibSSHError("key exchange", handle: UnsafeMutableRawPointer(session)).detail
-            audit("ssh.handshake", "connection from \(peer)", .refused, ["reason": reason])
+            let timedOut = ContinuousClock.now >= deadline - .milliseconds(200)
+            let detail = timedOut ? "key exchange not finished within \(grace)s" : LibSSHError("key exchange", handle: UnsafeMutableRawPointer(session)).detail
+            admission.finish(timedOut ? .graceExceeded : .handshakeFailed, detail: detail)
             return
         }
-        guard let event = ssh_event_new() else { return }
+        phase = .authenticating(Authenticating(deadline: deadline))
+
+        guard let event = ssh_event_new() else {
+            admission.finish(.disconnected, detail: "out of memory")
+            return
+        }
         defer { ssh_event_free(event) }
         ssh_event_add_session(event, session)
         defer { ssh_event_remove_session(event, session) }
-        defer { if let target, targetAttached { ssh_event_remove_session(event, target.session) } }
+        wakeup.attach(to: event)
+        defer { wakeup.detach(from: event) }
 
-        // Authentication, the session channel and its first start request, under the deadline.
-        // Forwards granted meanwhile run from here too.
-        var forwardOnly = false
-        while start == nil {
-            if ssh_event_dopoll(event, 200) == SSH_ERROR || ssh_is_connected(session) == 0 { break }
-            serviceForwards(event: event)
-            if failedAuthentications >= Self.maxAuthenticationAttempts { break }
-            if deadline.fired { break }
-            // `ssh -N -L …`: logged in to forward ports, perhaps never a session.
-            if !forwardOnly, mayForwardPorts {
-                forwardOnly = true
-                deadline.disarm()
-                break
+        let reason = loop(event: event)
+        end(reason: reason, event: event)
+    }
+
+    /// Turns the loop until the connection must end; returns why.
+    private func loop(event: ssh_event) -> String {
+        var busy = false
+        while true {
+            switch phase {
+            case .handshake:
+                return "the handshake did not finish"
+            case .authenticating(let state):
+                if state.failures >= Authenticating.maxFailures { return "too many authentication failures" }
+                if ContinuousClock.now >= state.deadline { return "not authenticated within \(configuration.limits.loginGraceSeconds)s" }
+            case .authenticated(let connection):
+                switch connection.turn(event: event) {
+                case .idle: busy = false
+                case .busy: busy = true
+                case .end(let reason): return reason
+                }
+            case .closing(let reason):
+                return reason
+            }
+            if unclaimedAgentRequests > 0 { refuseUnclaimedAgentRequests() }
+            if ssh_is_connected(session) == 0 { return "client disconnected" }
+            if ssh_event_dopoll(event, busy ? 0 : 250) == SSH_ERROR, ssh_is_connected(session) == 0 {
+                return "client disconnected"
             }
         }
-        deadline.disarm()
-        if agent == nil { auditLoginRefusal(target: targetName.isEmpty ? "(none)" : targetName) }
-        if start == nil, forwardOnly {
-            releaseStartupSlot()
-            runForwardsOrSession(event: event)
-            return
-        }
-        guard let start, let channel else {
-            let reason: String
-            if deadline.fired { reason = agent == nil ? "not authenticated within \(configuration.limits.loginGraceSeconds)s" : "no session started within \(configuration.limits.loginGraceSeconds)s" }
-            else if failedAuthentications >= Self.maxAuthenticationAttempts { reason = "too many authentication failures" }
-            else { reason = "client disconnected before starting a session" }
-            audit("ssh.connection", "connection from \(peer)", agent == nil || deadline.fired ? .refused : .success, ["reason": reason])
-            return
-        }
-        releaseStartupSlot()
-        runSession(start: start, channel: channel, event: event)
-        serviceForwardsUntilDone(event: event, sessionStarted: true)
     }
 
-    /// A connection allowed to forward ports: forwards run until the agent hangs up, and a
-    /// session, if one starts, runs as usual with the forwards beside it.
-    private func runForwardsOrSession(event: ssh_event) {
-        let limits = forwardLimits()
-        while start == nil, ssh_is_connected(session) != 0 {
-            if ssh_event_dopoll(event, 250) == SSH_ERROR { break }
-            serviceForwards(event: event)
-            if recordingFailed || targetLost { break }
-            let now = Date()
-            if let max = limits.maxDuration, now.timeIntervalSince(connectionStarted) > TimeInterval(max) { break }
-            if let idle = limits.idleTimeout, now.timeIntervalSince(lastForwardActivity) > TimeInterval(idle) { break }
+    /// Closes whatever the phase holds, audits the connection's end and reports its outcome to
+    /// admission control (which penalises sources that never authenticate).
+    private func end(reason: String, event: ssh_event) {
+        let previous = phase
+        phase = .closing(reason: reason)
+        switch previous {
+        case .authenticated(let connection):
+            connection.closeAll(reason: reason, event: event)
+            audit("ssh.connection", "connection from \(peer)", connection.endedCleanly(reason) ? .success : .failure,
+                  ["reason": reason, "sessions": String(connection.sessionsStarted), "duration_ms": String(connection.age.milliseconds)])
+            admission.finish(.authenticated, detail: reason)
+        case .authenticating(var state):
+            if !state.probeRefusals.isEmpty || state.refusedSignedAttempt {
+                auditLoginRefusal(&state, target: state.targetName ?? "(none)", closing: reason)
+                admission.finish(.authenticationFailed, detail: reason)
+            } else {
+                let outcome: AdmissionControl.Outcome = reason.hasPrefix("not authenticated within") ? .graceExceeded
+                    : state.failures > 0 ? .authenticationFailed : .disconnected
+                // A client that tried to log in gets its own record; one that never did (a scan,
+                // a flood) is counted in admission's per-source summary instead.
+                if state.attempted {
+                    audit("ssh.connection", "connection from \(peer)", .refused, ["reason": reason, "code": outcome.rawValue])
+                }
+                admission.finish(outcome, detail: reason)
+            }
+        case .handshake, .closing:
+            admission.finish(.disconnected, detail: reason)
         }
-        if let start, let channel {
-            runSession(start: start, channel: channel, event: event)
-            serviceForwardsUntilDone(event: event, sessionStarted: true)
-            return
-        }
-        serviceForwardsUntilDone(event: event, sessionStarted: false)
-        audit("ssh.connection", "connection from \(peer)", .success, ["reason": "forwarding connection ended", "recording_failed": String(recordingFailed)])
     }
 
-    func releaseStartupSlot() {
-        if holdsStartupSlot {
-            holdsStartupSlot = false
-            context.startups.release()
+    // MARK: Authentication (phase: authenticating)
+
+    /// libssh's public-key callback. OpenSSH first probes with the key alone
+    /// (`SSH_PUBLICKEY_STATE_NONE`, answered with PK_OK on success), then sends the signed
+    /// request (`SSH_PUBLICKEY_STATE_VALID`, libssh has checked the signature). Both run the
+    /// whole validator against the live CA store: only a certificate OpenSSH itself would accept
+    /// gets in.
+    func authenticate(user: String, key: ssh_key?, state signatureState: CChar) -> Int32 {
+        let denied = Int32(SSH_AUTH_DENIED.rawValue)
+        guard case .authenticating(var state) = phase else {
+            // Not authenticating: nothing to log in to (already logged in, or closing).
+            return denied
+        }
+        defer { if case .authenticating = phase { phase = .authenticating(state) } }
+        state.attempted = true
+        let signed = Int32(signatureState) == SSH_PUBLICKEY_STATE_VALID.rawValue
+        guard Int32(signatureState) == SSH_PUBLICKEY_STATE_NONE.rawValue || signed else {
+            state.failures += 1
+            audit("ssh.login", "target \"\(user)\"", .refused, ["reason": "bad signature", "code": "bad-signature"])
+            return denied
+        }
+        guard TargetName.isValid(user) else {
+            state.failures += 1
+            audit("ssh.login", "user name", .refused, ["reason": "user name is not a valid target name", "code": "invalid-target-name", "user": String(user.prefix(80))])
+            return denied
+        }
+        state.targetName = user
+        guard let key, let blob = LibSSHKeys.blob(of: key) else {
+            state.failures += 1
+            audit("ssh.login", "target \"\(user)\"", .refused, ["reason": "key could not be read", "code": "unreadable-key"])
+            return denied
+        }
+        switch validate(blob) {
+        case .failure(let refusal):
+            state.failures += 1
+            var details = ["reason": refusal.description, "code": refusal.code, "key": SSHPublicKey.fingerprint(ofBlob: blob)]
+            if let certificate = try? SSHCertificate(blob: blob) {
+                details["cert_key_id"] = certificate.keyID
+                details["cert_serial"] = String(certificate.serial)
+            }
+            logger.info("key refused", metadata: ["reason": "\(refusal)", "target": "\(user)"])
+            state.probeRefusals.append(details)
+            if signed {
+                state.refusedSignedAttempt = true
+                auditLoginRefusal(&state, target: user, closing: nil)
+            }
+            return denied
+        case .success(let validated):
+            guard signed else { return Int32(SSH_AUTH_SUCCESS.rawValue) }
+            let c = validated.certificate
+            var details = ["principals": c.principals.joined(separator: ","), "scopes": validated.permissions.scopes.joined(separator: ","),
+                           "context": validated.permissions.context ?? "", "ca": c.signatureKey.fingerprint,
+                           "valid_before": Timestamps.format(c.validBefore)]
+            if !state.probeRefusals.isEmpty {
+                details["keys_refused_first"] = state.probeRefusals.map { "\($0["key"] ?? "?") (\($0["code"] ?? "?"))" }.joined(separator: ", ")
+            }
+            phase = .authenticated(AuthenticatedConnection(front: self, agent: validated, certificateBlob: blob, targetName: user))
+            audit("ssh.login", "target \"\(user)\"", .success, details)
+            logger.info("login accepted", metadata: ["key_id": "\(c.keyID)", "target": "\(user)"])
+            admission.authenticated()
+            return Int32(SSH_AUTH_SUCCESS.rawValue)
+        }
+    }
+
+    /// The whole OpenSSH rule set against the live CA store, now.
+    func validate(_ blob: [UInt8]) -> Result<ValidatedCertificate, CertificateRefusal> {
+        if let problem = context.authorities.refresh() {
+            logger.error("CA store reload failed; keeping the last good trust", metadata: ["error": "\(problem)"])
+        }
+        let validation = ValidationContext(now: UInt64(Date().timeIntervalSince1970), peerAddress: peerAddress,
+                                           trustedCAs: context.authorities.trusted(.user), revocations: context.authorities.revocations)
+        return CertificateValidator.openSSHUser(signatureCache: context.signatureCache).validate(offeredKeyBlob: blob, in: validation)
+    }
+
+    /// One audit event for a login that failed, naming the deciding refusal and every key tried.
+    private func auditLoginRefusal(_ state: inout Authenticating, target: String, closing: String?) {
+        // The certificate's refusal says more than the plain keys offered beside it.
+        guard var details = state.probeRefusals.last(where: { $0["code"] != "not-a-certificate" }) ?? state.probeRefusals.last else { return }
+        if state.probeRefusals.count > 1 {
+            details["keys_refused"] = state.probeRefusals.map { "\($0["key"] ?? "?") (\($0["code"] ?? "?"))" }.joined(separator: ", ")
+        }
+        if let closing { details["connection"] = closing }
+        state.probeRefusals.removeAll()
+        audit("ssh.login", "target \"\(target)\"", .refused, details)
+    }
+
+    // MARK: Messages libssh has no callback for
+
+    /// Everything libssh hands over as a message: other authentication methods, forwarding
+    /// channels and global requests, X11 and unknown channel requests. Each is decided by the
+    /// phase that owns it, answered, and audited when refused.
+    func handle(_ message: ssh_message) {
+        let type = ssh_message_type(message), subtype = ssh_message_subtype(message)
+        switch phase {
+        case .authenticated(let connection):
+            connection.handle(message, type: type, subtype: subtype)
+        case .authenticating(var state):
+            if type == Int32(SSH_REQUEST_AUTH.rawValue) {
+                state.attempted = true
+                phase = .authenticating(state)
+                if let method = Self.refusedMethod(subtype) {
+                    state.failures += 1
+                    phase = .authenticating(state)
+                    audit("ssh.login", "\(method) authentication", .refused, ["reason": "only certificate authentication is accepted", "code": "method-not-allowed"])
+                }
+            } else {
+                refuseBeforeLogin(type: type, subtype: subtype)
+            }
+            ssh_message_reply_default(message)
+        case .handshake, .closing:
+            ssh_message_reply_default(message)
+        }
+    }
+
+    /// The SSH name of an authentication method Gatehouse refuses (nil for "none", which every
+    /// client sends first to learn the methods).
+    static func refusedMethod(_ subtype: Int32) -> String? {
+        switch subtype {
+        case Int32(SSH_AUTH_METHOD_NONE): return nil
+        case Int32(SSH_AUTH_METHOD_PASSWORD): return "password"
+        case Int32(SSH_AUTH_METHOD_INTERACTIVE): return "keyboard-interactive"
+        case Int32(SSH_AUTH_METHOD_HOSTBASED): return "hostbased"
+        case Int32(SSH_AUTH_METHOD_GSSAPI_MIC): return "gssapi-with-mic"
+        default: return "method \(subtype)"
+        }
+    }
+
+    private func refuseBeforeLogin(type: Int32, subtype: Int32) {
+        let what: String
+        switch type {
+        case Int32(SSH_REQUEST_CHANNEL_OPEN.rawValue): what = "channel open (type \(subtype))"
+        case Int32(SSH_REQUEST_GLOBAL.rawValue): what = "global request (type \(subtype))"
+        case Int32(SSH_REQUEST_CHANNEL.rawValue): what = "channel request (type \(subtype))"
+        default: what = "message type \(type)"
+        }
+        audit("session.request", what, .refused, ["reason": "not authenticated", "code": "not-authenticated", "phase": phase.name])
+    }
+
+    /// libssh answers auth-agent-req itself: success when a channel callback exists, failure
+    /// otherwise, and calls nothing of ours in the second case. The callback is installed only
+    /// on channels where forwarding can be granted; a request libssh reported but no callback
+    /// claimed was refused by libssh (failure), and is audited here.
+    private func refuseUnclaimedAgentRequests() {
+        let count = unclaimedAgentRequests
+        unclaimedAgentRequests = 0
+        for _ in 0..<count {
+            audit("session.request", "agent-forwarding", .refused, [
+                "request": "auth-agent-req@openssh.com", "code": "not-allowed", "target": authenticated?.targetName ?? "",
+                "reason": "agent forwarding is not granted on this channel, or the channel has already started",
+            ])
         }
     }
 }
@@ -212,6 +338,11 @@ enum PeerAddress {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
         }
         guard ok else { return ("unknown", 0) }
+        return of(storage, length: length)
+    }
+
+    static func of(_ storage: sockaddr_storage, length: socklen_t) -> (String, Int) {
+        var storage = storage
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
         var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let rc = withUnsafePointer(to: &storage) {
@@ -225,4 +356,8 @@ enum PeerAddress {
         if address.hasPrefix("::ffff:"), address.contains(".") { address = String(address.dropFirst(7)) }
         return (address, Int(String(cString: service)) ?? 0)
     }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -64,10 +64,10 @@ struct PTYRequest {
 }
 
 /// Gatehouse's own SSH client session to a target, authenticated with a fresh key pair and a
-/// certificate from the target CA that the agent never sees.
+/// certificate from the target CA that the agent never sees. One per agent connection: every
+/// session channel and forward of that connection is a channel on it.
 final class TargetConnection {
     let session: ssh_session
-    private(set) var channel: ssh_channel?
     let target: TargetConfiguration
     private var connected = false
 
@@ -98,7 +98,6 @@ final class TargetConnection {
     }
 
     deinit {
-        if let channel { ssh_channel_free(channel) }
         if connected { ssh_disconnect(session) }
         ssh_free(session)
     }
@@ -130,15 +129,29 @@ final class TargetConnection {
         }
     }
 
-    /// Opens the session channel and replays what the agent asked for, in the agent's order:
-    /// pty first, then environment, agent and X11 forwarding, then the command, shell or subsystem.
+    /// Opens a session channel and replays what the agent asked for, in the agent's order: pty
+    /// first, then environment, agent and X11 forwarding, then the command, shell or subsystem.
     /// `callbacks` are installed before any request, so even the exit status of a command that
-    /// ends at once is seen.
-    func open(pty: PTYRequest?, environment: [(String, String)], agentForwarding: Bool, x11: X11Request?, start: SessionStart,
-              callbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>) throws(TargetFailure) {
+    /// ends at once is seen. Runs blocking (the relay keeps the session non-blocking otherwise);
+    /// on failure the channel is freed and its callbacks removed.
+    func openSession(pty: PTYRequest?, environment: [(String, String)], agentForwarding: Bool, x11: X11Request?, start: SessionStart,
+                     callbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>) throws(TargetFailure) -> ssh_channel {
         guard let channel = ssh_channel_new(session) else { throw .channelRefused(target: target.name, what: "session", reason: error("channel")) }
-        self.channel = channel
         ssh_set_channel_callbacks(channel, callbacks)
+        do throws(TargetFailure) {
+            try Self.blocking(session) { () throws(TargetFailure) in
+                try replay(on: channel, pty: pty, environment: environment, agentForwarding: agentForwarding, x11: x11, start: start)
+            }
+        } catch {
+            ssh_remove_channel_callbacks(channel, callbacks)
+            ssh_channel_free(channel)
+            throw error
+        }
+        return channel
+    }
+
+    private func replay(on channel: ssh_channel, pty: PTYRequest?, environment: [(String, String)], agentForwarding: Bool, x11: X11Request?,
+                        start: SessionStart) throws(TargetFailure) {
         guard ssh_channel_open_session(channel) == SSH_OK else { throw .channelRefused(target: target.name, what: "session", reason: error("open")) }
         if let pty {
             guard ssh_channel_request_pty_size(channel, pty.term, pty.columns, pty.rows) == SSH_OK else {
@@ -167,7 +180,7 @@ final class TargetConnection {
     /// `-W`): the target's sshd connects, under its own AllowTcpForwarding and PermitOpen.
     func openForward(host: String, port: Int, originHost: String, originPort: Int) throws(TargetFailure) -> ssh_channel {
         guard let forward = ssh_channel_new(session) else { throw .channelRefused(target: target.name, what: "forward", reason: error("channel")) }
-        let rc = Self.blocking(session) { ssh_channel_open_forward(forward, host, Int32(port), originHost, Int32(originPort)) }
+        let rc = Self.blocking(session) { () -> Int32 in ssh_channel_open_forward(forward, host, Int32(port), originHost, Int32(originPort)) }
         guard rc == SSH_OK else {
             let reason = error("open")
             ssh_channel_free(forward)
@@ -189,10 +202,10 @@ final class TargetConnection {
     }
 
     /// Runs a libssh call that must wait for its answer on a session the relay keeps non-blocking.
-    static func blocking<T>(_ session: ssh_session, _ body: () -> T) -> T {
+    static func blocking<T, E: Error>(_ session: ssh_session, _ body: () throws(E) -> T) throws(E) -> T {
         let was = ssh_is_blocking(session) != 0
         if !was { ssh_set_blocking(session, 1) }
         defer { if !was { ssh_set_blocking(session, 0) } }
-        return body()
+        return try body()
     }
 }

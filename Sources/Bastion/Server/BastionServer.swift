@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Policy
 import Recording
+import Synchronization
 
 /// The SSH front: one libssh bind per listen address, one accept thread per bind, one thread
 /// per connection (libssh sessions must not be shared between threads).
@@ -42,6 +43,7 @@ public final class BastionServer: Sendable {
         }
         // A client that vanishes mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
+        MemoryReturn.limitArenas()
         ssh_init()
         var listeners: [BoundListener] = []
         for address in configuration.listen {
@@ -77,44 +79,91 @@ public final class BastionServer: Sendable {
             defer { ssh_bind_free(bind) }
             throw LibSSHError("listening on \(address)", handle: UnsafeMutableRawPointer(bind))
         }
+        // libssh listens with a backlog of 10; a burst of agents must wait in the kernel, not be
+        // reset. Calling listen again on a listening socket only changes its backlog.
+        _ = Foundation.listen(ssh_bind_get_fd(bind), Self.listenBacklog)
         return bind
     }
 
     public var listenAddresses: [ListenAddress] { binds.map(\.address) }
 
-    /// Starts one accept thread per address and returns.
+    /// sshd's is 128; the kernel caps it at net.core.somaxconn.
+    static let listenBacklog: Int32 = 512
+
+    /// Starts one accept thread per address, and the admission housekeeping, and returns.
     public func start() {
         for listener in binds {
             let thread = Thread { [self] in acceptLoop(listener) }
             thread.name = "accept \(listener.address)"
             thread.start()
         }
+        let housekeeping = Thread { [context] in
+            while true {
+                Thread.sleep(forTimeInterval: 1)
+                for event in context.admission.maintain() { context.record(event) }
+                MemoryReturn.trimIfIdle(connections: context.connections.connections)
+            }
+        }
+        housekeeping.name = "admission"
+        housekeeping.start()
     }
 
+    /// Accepts TCP connections itself, so admission is decided from the peer address before
+    /// libssh allocates anything; admitted connections get a session and a thread of their own.
     private func acceptLoop(_ listener: BoundListener) {
+        let listening = ssh_bind_get_fd(listener.bind)
         while true {
-            guard let session = ssh_new() else { continue }
-            guard ssh_bind_accept(listener.bind, session) == SSH_OK else {
-                context.logger.error("accept failed", metadata: ["error": "\(LibSSHError("accept", handle: UnsafeMutableRawPointer(listener.bind)))"])
-                ssh_free(session)
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { gatehouse_accept(listening, $0, &length) }
+            }
+            guard fd >= 0 else {
+                if errno == EMFILE || errno == ENFILE {
+                    context.logger.error("accept failed: out of descriptors")
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
                 continue
             }
-            guard context.startups.tryAcquire() else {
-                let (host, port) = PeerAddress.of(fd: ssh_get_fd(session))
-                context.record(AuditEvent(actor: "peer:\(host):\(port)", action: "ssh.connection", object: "connection from \(host):\(port)", outcome: .refused,
-                                          details: ["reason": "too many unauthenticated connections (limit \(context.configuration.limits.maxUnauthenticated))"]))
-                ssh_disconnect(session)
-                ssh_free(session)
-                continue
-            }
+            let (address, _) = PeerAddress.of(storage, length: length)
             let context = self.context
-            let connection = SendableSession(session: session)
-            let thread = Thread {
-                FrontConnection(session: connection.session, context: context).run()
+            let bind = SendableBind(bind: listener.bind)
+            switch context.admission.arrive(fd: fd, address: address, launch: { ticket in Self.launch(fd: fd, bind: bind, ticket: ticket, context: context) }) {
+            case .admit(let ticket): Self.launch(fd: fd, bind: bind, ticket: ticket, context: context)
+            case .queued: break
+            case .refuse(let reason): AdmissionControl.refuse(fd: fd, reason: reason)
             }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
+    }
+
+    /// One thread per connection (libssh sessions must stay on one thread).
+    private static func launch(fd: Int32, bind: SendableBind, ticket: AdmissionTicket, context: ServerContext) {
+        let thread = Thread {
+            guard let session = Self.session(accepting: fd, bind: bind) else {
+                ticket.finish(.disconnected, detail: "the SSH session could not be set up")
+                return
+            }
+            FrontConnection(session: session, context: context, admission: ticket).run()
+        }
+        thread.stackSize = 512 << 10
+        thread.start()
+    }
+
+    /// libssh copies the bind's keys and settings into the session; the bind is shared by the
+    /// threads, so that copy is serialised.
+    private static let bindLock = Mutex(())
+
+    private static func session(accepting fd: Int32, bind: SendableBind) -> ssh_session? {
+        guard let session = ssh_new() else {
+            close(fd)
+            return nil
+        }
+        let ok = bindLock.withLock { _ in ssh_bind_accept_fd(bind.bind, session, fd) == SSH_OK }
+        guard ok else {
+            ssh_free(session)
+            return nil
+        }
+        return session
     }
 
     /// Re-reads the configuration file (targets, scopes, limits) and the CA store. Live sessions
@@ -130,7 +179,7 @@ public final class BastionServer: Sendable {
     }
 }
 
-/// A freshly accepted session handed to the thread that will own it from then on.
-struct SendableSession: @unchecked Sendable {
-    let session: ssh_session
+/// The shared bind, handed to connection threads (its use is serialised by `bindLock`).
+struct SendableBind: @unchecked Sendable {
+    let bind: ssh_bind
 }

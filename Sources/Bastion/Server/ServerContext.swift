@@ -13,7 +13,7 @@ public final class ServerContext: Sendable {
     public let audit: AuditLog
     public let logger: Logger
     public let signatureCache = VerifiedSignatureCache()
-    public let startups: StartupLimiter
+    public let admission: AdmissionControl
     public let connections = ConnectionCounter()
     public let observer: (any SessionObserver)?
 
@@ -22,7 +22,7 @@ public final class ServerContext: Sendable {
         authorities = try LiveAuthorities(root: configuration.stateDirectory)
         audit = try AuditLog(path: "\(configuration.stateDirectory)/audit.log")
         self.logger = logger
-        startups = StartupLimiter(limit: configuration.limits.maxUnauthenticated)
+        admission = AdmissionControl(limits: configuration.limits)
         self.observer = observer
     }
 
@@ -32,7 +32,7 @@ public final class ServerContext: Sendable {
     /// listen addresses and host keys are fixed for the life of the process.
     public func replace(_ configuration: BastionConfiguration) {
         current.withLock { $0 = configuration }
-        startups.setLimit(configuration.limits.maxUnauthenticated)
+        admission.setLimits(configuration.limits)
     }
 
     /// Appends to the audit log. A failure to audit is logged loudly; the caller decides whether
@@ -47,27 +47,6 @@ public final class ServerContext: Sendable {
             return false
         }
     }
-}
-
-/// Connections that have not yet authenticated, bounded like sshd's MaxStartups.
-public final class StartupLimiter: Sendable {
-    private let state: Mutex<(inFlight: Int, limit: Int)>
-
-    init(limit: Int) { state = Mutex((0, limit)) }
-
-    func setLimit(_ limit: Int) { state.withLock { $0.limit = limit } }
-
-    func tryAcquire() -> Bool {
-        state.withLock { s in
-            guard s.inFlight < s.limit else { return false }
-            s.inFlight += 1
-            return true
-        }
-    }
-
-    func release() { state.withLock { $0.inFlight -= 1 } }
-
-    public var inFlight: Int { state.withLock { $0.inFlight } }
 }
 
 /// Live connection and session counts, for logs and metrics.

@@ -30,4 +30,7 @@ struct RecordBatch: Sendable {
     var seal: Seal = .none
     /// Ask for an fdatasync once written: the periodic flush (the header and trailer sync inline).
     var sync = false
+    /// The writer's recorded-byte position once this batch is in the file: what the relay may
+    /// release to the other side when the sealer publishes it (`RecordingWriter.writtenPosition`).
+    var through: UInt64 = 0
 }

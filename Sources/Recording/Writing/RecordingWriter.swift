@@ -55,6 +55,9 @@ public final class RecordingWriter: Sendable {
         /// Batches handed over since the last one that asked for an fdatasync.
         var unsyncedBatches = false
         var exitOutcome: ExitOutcome?
+        /// Recorded payload bytes appended so far, on every stream: the position an append
+        /// returns and the sealer publishes once that far is in the file.
+        var appended: UInt64 = 0
     }
 
     public let path: String
@@ -74,7 +77,7 @@ public final class RecordingWriter: Sendable {
     /// not writable or the disk is full: no recording, no session.
     public init(directory: String, header: SessionHeader, signer: SSHPrivateKey,
                 clock: @escaping @Sendable () -> UInt64 = MonotonicClock.nanoseconds,
-                options: Options = Options()) throws(RecordingWriteError) {
+                options: Options = Options(), onWritten: (@Sendable () -> Void)? = nil) throws(RecordingWriteError) {
         guard RecordingFiles.isValidSessionID(header.sessionID), header.channel >= 0 else { throw .invalidSessionID(header.sessionID) }
         let recordingID = header.recordingID
         let path = RecordingFiles.path(directory: directory, recordingID: recordingID)
@@ -107,7 +110,7 @@ public final class RecordingWriter: Sendable {
         }
         builder.recordsSinceCheckpoint = 0
         self.pipeline = SealingPipeline(sealer: sealer, maxInFlight: options.maxBatchesInFlight, bufferCapacity: bufferCapacity,
-                                        inline: options.sealOnCallerThread)
+                                        inline: options.sealOnCallerThread, onWritten: onWritten)
         builder.startBatch(in: pipeline.takeBuffer())
         self.state = Mutex(FrontState(builder: builder))
     }
@@ -120,13 +123,19 @@ public final class RecordingWriter: Sendable {
 
     // MARK: Recording
 
-    /// Records bytes that crossed on `stream`. Stdin is not kept when the header says input is
-    /// not recorded (the scope's policy).
-    public func append(_ stream: RecordStream, _ bytes: UnsafeRawBufferPointer) throws(RecordingWriteError) {
+    /// Records bytes that are about to cross on `stream`. Stdin is not kept when the header says
+    /// input is not recorded (the scope's policy).
+    ///
+    /// Returns the position these bytes end at: they are in the file once `writtenPosition`
+    /// reaches it, and only then may they be passed on (a relay that waits for that never shows
+    /// the other side a byte the recording lacks, whether the disk fills or the process dies).
+    @discardableResult
+    public func append(_ stream: RecordStream, _ bytes: UnsafeRawBufferPointer) throws(RecordingWriteError) -> UInt64 {
         let now = elapsedMicros()
-        try state.withLock { (s) throws(RecordingWriteError) in
+        return try state.withLock { (s) throws(RecordingWriteError) -> UInt64 in
             try checkUsable(&s)
-            if stream == .stdin && !header.inputRecorded { return }
+            if stream == .stdin && !header.inputRecorded { return s.appended }
+            s.appended += UInt64(bytes.count)
             var remaining = bytes
             while !remaining.isEmpty {
                 let taken = s.builder.appendData(stream: stream, time: now, bytes: remaining, window: windowMicros, maxPayload: options.maxRecordPayload)
@@ -136,15 +145,32 @@ public final class RecordingWriter: Sendable {
                 handOver(&s)
             }
             flushIfDue(&s, now: now)
+            return s.appended
         }
     }
 
-    public func append(_ stream: RecordStream, _ bytes: some Collection<UInt8>) throws(RecordingWriteError) {
-        let result: Result<Void, RecordingWriteError>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(RecordingWriteError) in try append(stream, UnsafeRawBufferPointer(buffer)) }
+    @discardableResult
+    public func append(_ stream: RecordStream, _ bytes: some Collection<UInt8>) throws(RecordingWriteError) -> UInt64 {
+        let result: Result<UInt64, RecordingWriteError>? = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(RecordingWriteError) -> UInt64 in try append(stream, UnsafeRawBufferPointer(buffer)) }
         }
         if let result { return try result.get() }
-        try withRawBytes(Array(bytes)) { (raw) throws(RecordingWriteError) in try append(stream, raw) }
+        return try withRawBytes(Array(bytes)) { (raw) throws(RecordingWriteError) -> UInt64 in try append(stream, raw) }
+    }
+
+    /// How far the recorded bytes are in the file (pwritten; the fdatasync follows within the
+    /// flush interval). Compare with the positions `append` returned.
+    public var writtenPosition: UInt64 { pipeline.writtenPosition }
+
+    /// Hands the pending batch to the sealer now if the sealer has nothing to do, so bytes that
+    /// wait to be released reach the file at once; under load batches grow while the sealer
+    /// works, so this costs no more writes than the load needs. Also surfaces a late failure.
+    public func handOverIfIdle() throws(RecordingWriteError) {
+        guard pipeline.isIdle else { return }
+        try state.withLock { (s) throws(RecordingWriteError) in
+            try checkUsable(&s)
+            if !s.builder.isEmpty || s.builder.hasOpenRecord { handOver(&s) }
+        }
     }
 
     public func resize(cols: Int, rows: Int) throws(RecordingWriteError) {
@@ -265,7 +291,7 @@ public final class RecordingWriter: Sendable {
         s.builder.sealOpenRecord()
         let (bytes, slots) = s.builder.take(replacingWith: pipeline.takeBuffer())
         // `consume`: no reference to the batch's bytes stays here, so the sealer owns them uniquely.
-        pipeline.submit(RecordBatch(bytes: consume bytes, slots: consume slots, seal: seal, sync: sync))
+        pipeline.submit(RecordBatch(bytes: consume bytes, slots: consume slots, seal: seal, sync: sync, through: s.appended))
         s.unsyncedBatches = !sync
     }
 }

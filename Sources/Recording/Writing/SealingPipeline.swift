@@ -23,11 +23,20 @@ final class SealingPipeline: Sendable {
     private let bufferCapacity: Int
     private let maxInFlight: Int
     private let inline: Bool
+    /// The recorded-byte position through which everything is in the file (pwritten, perhaps
+    /// not yet synced): bytes up to here may cross to the other side of the session.
+    private let written = Atomic<UInt64>(0)
+    /// Batches submitted and not yet sealed and written.
+    private let inFlight = Atomic<Int>(0)
+    /// Called on the sealing queue after each batch is written, so an owner waiting to release
+    /// bytes wakes at once instead of at its next poll.
+    private let onWritten: (@Sendable () -> Void)?
 
     /// `inline`: seal and write on the submitting thread instead (the writer before pipelining;
     /// kept so benchmarks can compare the two on the same code).
-    init(sealer: BatchSealer, maxInFlight: Int, bufferCapacity: Int, inline: Bool = false) {
+    init(sealer: BatchSealer, maxInFlight: Int, bufferCapacity: Int, inline: Bool = false, onWritten: (@Sendable () -> Void)? = nil) {
         self.inline = inline
+        self.onWritten = onWritten
         self.syncer = sealer.syncer
         self.sealer = Mutex(sealer)
         self.maxInFlight = max(1, maxInFlight)
@@ -37,6 +46,11 @@ final class SealingPipeline: Sendable {
 
     /// The first failure of the sealer or of a background fdatasync, if any.
     var failure: RecordingWriteError? { failureBox.withLock { $0 } ?? syncer.failure }
+
+    var writtenPosition: UInt64 { written.load(ordering: .acquiring) }
+
+    /// No batch is queued or being sealed: a new one would be written at once.
+    var isIdle: Bool { inFlight.load(ordering: .relaxed) == 0 }
 
     /// Queues a batch; waits while `maxInFlight` batches are ahead of it. The batch moves to the
     /// queue through a handoff box so its buffer stays uniquely referenced: the sealer fills the
@@ -48,11 +62,14 @@ final class SealingPipeline: Sendable {
             return
         }
         let handoff = Handoff(batch)
+        inFlight.add(1, ordering: .relaxed)
         places.wait()
         queue.async { [self] in
             var batch = handoff.take()
             seal(&batch)
+            inFlight.subtract(1, ordering: .relaxed)
             places.signal()
+            onWritten?()
         }
     }
 
@@ -60,6 +77,9 @@ final class SealingPipeline: Sendable {
     private func seal(_ batch: inout RecordBatch) {
         do throws(RecordingWriteError) {
             try sealer.withLock { (s) throws(RecordingWriteError) in try s.process(&batch) }
+            // Only a batch that reached the file moves the position: after a failure nothing
+            // more is released, so the other side never sees a byte the file lacks.
+            written.store(batch.through, ordering: .releasing)
         } catch {
             failureBox.withLock { if $0 == nil { $0 = error } }
         }
