@@ -51,7 +51,7 @@ final class AdmissionTests: XCTestCase {
         limits.penalties.handshakeFailed = 5
         limits.penalties.minimum = 15
         let control = AdmissionControl(limits: limits)
-        for _ in 0..<3 {
+        for _ in 0..<4 {
             guard case .admit(let ticket) = control.arrive(fd: -1, address: "127.0.0.9", launch: { _ in }) else { return XCTFail("admitted at first") }
             ticket.finish(.handshakeFailed, detail: "garbage")
         }
@@ -60,7 +60,7 @@ final class AdmissionTests: XCTestCase {
         other.authenticated()
         XCTAssertEqual(control.inFlight, 0)
         let summary = control.flush()
-        XCTAssertEqual(summary.first { $0.details["source"] == "127.0.0.9" }?.details["handshake_failed"], "3")
+        XCTAssertEqual(summary.first { $0.details["source"] == "127.0.0.9" }?.details["handshake_failed"], "4")
         XCTAssertEqual(summary.first { $0.details["source"] == "127.0.0.9" }?.details["refused_penalised"], "1")
     }
 

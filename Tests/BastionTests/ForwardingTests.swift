@@ -71,7 +71,7 @@ final class ForwardingTests: SharedFixtureTestCase {
         let report = RecordingVerifier.verify(path: path, trustedKeys: f.store.trustedPublicKeys(.recording))
         XCTAssertTrue(report.isIntact, "\(report.problems)")
         XCTAssertTrue(report.header?.command?.hasPrefix("direct-tcpip to 127.0.0.1:\(echoPort)") ?? false, "\(String(describing: report.header?.command))")
-        XCTAssertEqual(report.header?.channel, 1, "the session channel is 0; forwarded channels count from 1")
+        XCTAssertEqual(report.header?.channel, 0, "channels are numbered in the order the connection opened them")
         XCTAssertEqual(report.finalHash, end.event.details["recording_hash"])
     }
 

@@ -25,6 +25,8 @@ final class AuthenticatedConnection {
     /// Recording channel numbers: session channels and forwarded channels count up from 0.
     private var nextChannelNumber = 0
     private(set) var sessionsStarted = 0
+    /// Session channels ever opened on this connection.
+    private(set) var sessionsOpened = 0
     /// The last moment a channel was open or bytes moved on a forward.
     var lastActivity = ContinuousClock.now
     var lastKeepalive = ContinuousClock.now
@@ -107,6 +109,12 @@ final class AuthenticatedConnection {
     /// enforce their own). The login deadline does not apply here: it ended at authentication.
     private func limitReached() -> String? {
         let now = ContinuousClock.now
+        if sessionsOpened == 0, forwards.isEmpty, remoteListeners.isEmpty, !mayForwardPorts,
+           now - front.accepted > .seconds(configuration.limits.loginGraceSeconds) {
+            // Logged in but never asked for anything it may have: the login deadline still
+            // holds until the first channel (a connection with a session is never cut by it).
+            return "no session started within \(configuration.limits.loginGraceSeconds)s"
+        }
         if sessions.isEmpty, forwards.isEmpty, remoteListeners.isEmpty {
             let idle = configuration.limits.idleConnectionSeconds
             if now - lastActivity > .seconds(idle) { return "no channel open for \(idle)s (limits.idle_connection)" }
@@ -144,6 +152,13 @@ final class AuthenticatedConnection {
         target = nil
     }
 
+    /// Whether this agent may forward ports on its target at all: then a connection without a
+    /// session (`ssh -N -L …`) is not held to the login deadline.
+    var mayForwardPorts: Bool {
+        guard agent.permissions.portForwarding, let target = targetConfiguration else { return false }
+        return configuration.policy.applicable(scopes, to: target.descriptor).scopes.contains { $0.rights.contains(.forwardLocal) || $0.rights.contains(.forwardRemote) }
+    }
+
     func endedCleanly(_ reason: String) -> Bool {
         reason == "client disconnected" || reason.hasPrefix("no channel open")
     }
@@ -176,6 +191,7 @@ final class AuthenticatedConnection {
         guard let channel = ssh_channel_new(front.session) else { return nil }
         let session = SessionChannel(connection: self, channel: channel, number: takeChannelNumber(), refusal: refusal)
         sessions.append(session)
+        sessionsOpened += 1
         lastActivity = .now
         return channel
     }

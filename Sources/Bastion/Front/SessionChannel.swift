@@ -33,6 +33,9 @@ final class SessionChannel {
     private(set) var state: State
     /// Opened only to tell the agent why no session can be had here.
     let isRefusal: Bool
+    /// The answer such a channel gives to its start request (exec, shell, subsystem): accepted
+    /// at the SSH level, so the client reads the reason on stderr instead of a bare failure.
+    private let openRefusal: SessionRefusal?
     private let callbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
     let targetCallbacks: UnsafeMutablePointer<ssh_channel_callbacks_struct>
 
@@ -41,7 +44,8 @@ final class SessionChannel {
         self.channel = channel
         self.number = number
         isRefusal = refusal != nil
-        state = refusal.map { .starting(SessionSetup(), .refuse($0)) } ?? .setup(SessionSetup())
+        openRefusal = refusal
+        state = .setup(SessionSetup())
         callbacks = FrontCallbacks.sessionChannel()
         targetCallbacks = FrontCallbacks.targetChannel()
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -69,6 +73,17 @@ final class SessionChannel {
     // MARK: Requests — every one decided here
 
     func handle(_ request: SessionRequest) -> RequestReply {
+        if let openRefusal, case .setup(let setup) = state {
+            switch request {
+            case .exec, .shell, .subsystem:
+                state = .starting(setup, .refuse(openRefusal))
+                return .success
+            case .pty, .env, .windowChange:
+                return .success  // harmless: nothing will run
+            default:
+                return refuse(request, openRefusal.reason, code: openRefusal.code)
+            }
+        }
         switch (state, request) {
         case (.setup(var setup), .pty(let pty)):
             guard let reply = decidePTY(pty) else { return .failure }
@@ -132,7 +147,7 @@ final class SessionChannel {
     private func refuse(_ request: SessionRequest, _ reason: String, code: String) -> RequestReply {
         var details = ["request": request.name, "reason": reason, "code": code, "target": targetName, "state": stateName]
         if case .exec(let bytes) = request { details["command"] = String(decoding: bytes.prefix(512), as: UTF8.self) }
-        audit("session.request", request.name, .refused, details)
+        audit("session.request", request.auditObject, .refused, details)
         return .failure
     }
 

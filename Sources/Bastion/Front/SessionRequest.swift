@@ -33,6 +33,16 @@ enum SessionRequest {
         }
     }
 
+    /// The audit record's object: the short kind earlier records used ("pty", "env", …).
+    var auditObject: String {
+        switch self {
+        case .pty: return "pty"
+        case .agentForwarding: return "agent-forwarding"
+        case .x11: return "x11"
+        default: return name
+        }
+    }
+
     /// Requests that set a session up or start it: accepted only before it has started.
     var beforeStartOnly: Bool {
         switch self {
