@@ -241,6 +241,7 @@ final class AuthenticatedConnection {
         defer { ssh_key_free(key) }
         try connection.authenticate(with: key, login: login)
         ssh_set_blocking(connection.session, 0)
+        front.context.connections.targetConnected()
         target = connection
         return connection
     }

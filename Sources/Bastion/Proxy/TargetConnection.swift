@@ -79,14 +79,14 @@ final class TargetConnection {
         var timeout = Int(timeoutSeconds)
         var port = Int32(target.port)
         var nodelay = Int32(1)
-        var verbosity = Int32(SSH_LOG_NOLOG)
         ssh_options_set(session, SSH_OPTIONS_HOST, target.address)
         ssh_options_set(session, SSH_OPTIONS_PORT, &port)
         ssh_options_set(session, SSH_OPTIONS_USER, login)
         ssh_options_set(session, SSH_OPTIONS_PROCESS_CONFIG, &noConfig)
         ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout)
         ssh_options_set(session, SSH_OPTIONS_NODELAY, &nodelay)
-        ssh_options_set(session, SSH_OPTIONS_LOG_VERBOSITY, &verbosity)
+        // No SSH_OPTIONS_LOG_VERBOSITY: libssh applies it to the whole thread's log level, which
+        // the connection keeps at the protocol level to see requests libssh answers on its own.
         ssh_options_set(session, SSH_OPTIONS_KEY_EXCHANGE, algorithms.keyExchange.joined(separator: ","))
         ssh_options_set(session, SSH_OPTIONS_CIPHERS_C_S, algorithms.ciphers.joined(separator: ","))
         ssh_options_set(session, SSH_OPTIONS_CIPHERS_S_C, algorithms.ciphers.joined(separator: ","))

@@ -51,11 +51,14 @@ public final class ServerContext: Sendable {
 
 /// Live connection and session counts, for logs and metrics.
 public final class ConnectionCounter: Sendable {
-    private let state = Mutex((connections: 0, sessions: 0))
+    private let state = Mutex((connections: 0, sessions: 0, targetConnections: 0))
     func connectionOpened() { state.withLock { $0.connections += 1 } }
     func connectionClosed() { state.withLock { $0.connections -= 1 } }
     func sessionStarted() { state.withLock { $0.sessions += 1 } }
     func sessionEnded() { state.withLock { $0.sessions -= 1 } }
+    func targetConnected() { state.withLock { $0.targetConnections += 1 } }
+    /// SSH connections made to targets since start: one per agent connection that used one.
+    public var targetConnectionsMade: Int { state.withLock { $0.targetConnections } }
     public var connections: Int { state.withLock { $0.connections } }
     public var sessions: Int { state.withLock { $0.sessions } }
 }
