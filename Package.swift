@@ -22,6 +22,8 @@ let package = Package(
     targets: [
         // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
         .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
+        // Linux and glibc calls Swift's Glibc module leaves out (fallocate, malloc_trim, eventfd, accept4).
+        .target(name: "CSystemCalls"),
         // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
         .target(name: "SSHCertificates", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
@@ -37,12 +39,12 @@ let package = Package(
         .target(name: "Policy", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Session recordings: format, writer, recovery, reader, verification, export, index.
         .target(name: "Recording", dependencies: [
-            "SSHCertificates",
+            "SSHCertificates", "CSystemCalls",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
-            "CLibSSH", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
+            "CLibSSH", "CSystemCalls", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),

@@ -15,14 +15,4 @@ static inline const char *gatehouse_x11_auth_cookie(ssh_message m) { return ssh_
 static inline int gatehouse_x11_screen_number(ssh_message m) { return ssh_message_channel_request_x11_screen_number(m); }
 #pragma clang diagnostic pop
 
-/* glibc's allocator controls, for returning memory after a burst of connections (one thread
-   each): Swift's Glibc module does not export malloc.h. */
-#include <malloc.h>
-/* The connection's wake-up descriptor (eventfd is not in Swift's Glibc module either). */
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-static inline int gatehouse_accept(int fd, struct sockaddr *address, socklen_t *length) { return accept4(fd, address, length, SOCK_CLOEXEC); }
-static inline int gatehouse_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
-static inline int gatehouse_malloc_trim(void) { return malloc_trim(0); }
-static inline int gatehouse_limit_malloc_arenas(int count) { return mallopt(M_ARENA_MAX, count); }
 #endif

@@ -16,12 +16,18 @@ final class RecordingFaultTests: FreshFixtureTestCase {
         // 4 MiB of output cannot be recorded in 256 KiB: the session is ended, not continued unrecorded.
         let r = try f.ssh("web-01", ["head", "-c", "4000000", "/dev/zero"])
         XCTAssertEqual(r.status, 255)
+        XCTAssertTrue(r.err.contains("can no longer be recorded"), r.err)
         XCTAssertLessThan(r.stdout.count, 4_000_000, "the output stopped when recording failed")
         XCTAssertNotNil(f.awaitAudit { $0.event.action == "session.recording" && ($0.event.details["reason"] ?? "").contains("ENOSPC") })
         // Fail closed, byte for byte: the agent received exactly what the recording holds.
         let name = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasSuffix(".ghrec") })
         let recorded = try RecordingExporter.export(path: "\(directory)/\(name)", format: .raw, stream: .stdout).bytes
         XCTAssertEqual(Data(recorded), r.stdout, "agent bytes == recorded bytes (\(r.stdout.count) received, \(recorded.count) recorded)")
+        // The notice the agent read is in the recording too: stderr is byte-exact as well.
+        let recordedErr = try RecordingExporter.export(path: "\(directory)/\(name)", format: .raw, stream: .stderr).bytes
+        XCTAssertEqual(Data(recordedErr), r.stderr)
+        let report = RecordingVerifier.verify(path: "\(directory)/\(name)", trustedKeys: f.store.trustedPublicKeys(.recording))
+        XCTAssertTrue(report.problems.isEmpty, "\(report.problems)")
         // Fill what is left: the next session cannot write its recording's header and is refused
         // before anything reaches the target.
         let filler = "\(directory)/filler"
@@ -35,6 +41,54 @@ final class RecordingFaultTests: FreshFixtureTestCase {
         XCTAssertEqual(next.out, "")
         XCTAssertTrue(f.waitForIdle())
         XCTAssertEqual(f.targetConnectionCount(), before)
+    }
+
+    /// Each stream, with the recordings on a 2 MiB tmpfs and 10 MB crossing: the agent (or, for
+    /// stdin, the target) holds exactly what the recording holds.
+    func testDiskFullIsByteExactOnEveryStream() throws {
+        let directory = f.directory.appendingPathComponent("recordings").path
+        let mount = try runBinary("/bin/mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", directory])
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.err)") }
+        defer { _ = try? runBinary("/bin/umount", ["-l", directory]) }
+        func newest() throws -> String {
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".ghrec") }
+            let dated = names.map { ($0, (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\($0)")[.modificationDate] as? Date) ?? .distantPast) }
+            return "\(directory)/" + (try XCTUnwrap(dated.max { $0.1 < $1.1 }).0)
+        }
+        func clear() throws {
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory) { try? FileManager.default.removeItem(atPath: "\(directory)/\(name)") }
+        }
+        // stdout: random bytes, so a shifted or duplicated chunk could not compare equal.
+        let out = try f.ssh("web-01", ["sh", "-c", "'head -c 10000000 /dev/urandom'"])
+        XCTAssertEqual(out.status, 255, out.err)
+        let outPath = try newest()
+        XCTAssertEqual(Data(try RecordingExporter.export(path: outPath, format: .raw, stream: .stdout).bytes), out.stdout, "stdout")
+        XCTAssertEqual(Data(try RecordingExporter.export(path: outPath, format: .raw, stream: .stderr).bytes), out.stderr, "stderr")
+        try clear()
+        // stderr.
+        let err = try f.ssh("web-01", ["sh", "-c", "'head -c 10000000 /dev/urandom 1>&2'"])
+        XCTAssertEqual(err.status, 255)
+        let errPath = try newest()
+        XCTAssertGreaterThan(err.stderr.count, 100_000)
+        XCTAssertEqual(Data(try RecordingExporter.export(path: errPath, format: .raw, stream: .stderr).bytes), err.stderr, "stderr")
+        try clear()
+        // stdin: what reached the target's file is what the recording holds.
+        let received = f.directory.appendingPathComponent("received-\(UUID().uuidString.prefix(6))").path
+        var input = Data(count: 10_000_000)
+        input.withUnsafeMutableBytes { for i in stride(from: 0, to: $0.count, by: 8) { $0.storeBytes(of: UInt64.random(in: 0 ... .max), toByteOffset: i, as: UInt64.self) } }
+        let inp = try f.ssh("web-01", ["sh", "-c", "'cat > \(received)'"], stdin: input)
+        XCTAssertEqual(inp.status, 255, inp.err)
+        XCTAssertTrue(f.waitForIdle())
+        let inPath = try newest()
+        let recordedIn = Data(try RecordingExporter.export(path: inPath, format: .raw, stream: .stdin).bytes)
+        XCTAssertLessThan(recordedIn.count, input.count, "the input stopped when recording failed")
+        XCTAssertTrue(input.starts(with: recordedIn), "the recording holds the agent's input, in order")
+        // Every byte passed to the target's channel is recorded (the audit counts what was passed
+        // on); the process, hung up at once, may have read only part of it, never more.
+        let end = try XCTUnwrap(f.awaitAudit { $0.event.action == "session.end" && $0.event.details["recording"] == inPath })
+        XCTAssertEqual(end.event.details["bytes_stdin"], String(recordedIn.count))
+        let landed = (try? Data(contentsOf: URL(fileURLWithPath: received))) ?? Data()
+        XCTAssertTrue(recordedIn.starts(with: landed), "the target read nothing the recording lacks")
     }
 
     func testKilledGatehouseLeavesARecordingThatRecoversAsACrash() throws {

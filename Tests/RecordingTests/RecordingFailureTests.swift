@@ -59,7 +59,8 @@ final class RecordingFailureTests: XCTestCase {
 
     /// The write fails on the sealing queue, not in the caller: the very next call reports it.
     func testAWriteFailureOnTheSealingQueueReachesTheNextCall() throws {
-        let mount = try mountTmpfs(options: "size=256k,mode=0700")
+        // Room for the first batch and the 64 KiB the writer keeps reserved past its end, not for the second.
+        let mount = try mountTmpfs(options: "size=384k,mode=0700")
         let clock = ManualClock()
         let writer = try RecordingWriter(directory: mount, header: sampleHeader(), signer: testSigner, clock: clock.read, options: noIndex())
         try writer.append(.stdout, pseudoRandomBytes(200 * 1024, seed: 5))
@@ -82,6 +83,28 @@ final class RecordingFailureTests: XCTestCase {
         XCTAssertTrue(report.isIntact, report.verdict)
         XCTAssertEqual(report.end, .recorderFailure)
         XCTAssertEqual(report.totals.stdout, 200 * 1024, "the first batch is kept, the failed one cut off")
+    }
+
+    func testAFullDiskFailsWhileTheReserveStillHoldsTheNoticeAndTrailer() throws {
+        let mount = try mountTmpfs(options: "size=256k,mode=0700")
+        var options = noIndex()
+        options.recordsFailureNotice = true
+        let writer = try RecordingWriter(directory: mount, header: sampleHeader(), signer: testSigner, options: options)
+        var failed = false
+        for seed in 0..<40 where !failed {
+            do { try writer.append(.stdout, pseudoRandomBytes(16 * 1024, seed: UInt64(seed))); try writer.handOverIfIdle() } catch { failed = true }
+            writer.waitUntilWritten()
+        }
+        XCTAssertTrue(failed, "640 KiB cannot fit in 256 KiB")
+        XCTAssertEqual(writer.failure?.errnoValue, ENOSPC)
+        let notice = try XCTUnwrap(writer.failureNotice, "the notice was written into the reserved space")
+        XCTAssertTrue(String(decoding: notice, as: UTF8.self).hasPrefix("gatehouse: the session can no longer be recorded"))
+        let report = RecordingVerifier.verify(path: writer.path, trustedKeys: [testSigner.publicKey])
+        XCTAssertTrue(report.isIntact, report.verdict)
+        XCTAssertEqual(report.end, .recorderFailure)
+        XCTAssertEqual(try RecordingExporter.export(path: writer.path, format: .raw, stream: .stderr).bytes, notice)
+        XCTAssertEqual(UInt64(try RecordingExporter.export(path: writer.path, format: .raw, stream: .stdout).bytes.count), writer.writtenPosition,
+                       "everything released as written is in the file")
     }
 
     func testReadOnlyDirectoryRefusesTheSessionUpFront() throws {

@@ -234,7 +234,7 @@ extension AuthenticatedConnection {
         let recorder: RecordingWriter
         do {
             guard recordingFailure == nil else { throw RecordingUnavailable() }
-            recorder = try startRecording(channel: number, target: target, login: login, command: summary, pty: nil, inputRecorded: true)
+            recorder = try startRecording(channel: number, target: target, login: login, command: summary, pty: nil, inputRecorded: true, session: false)
         } catch {
             audit("session.recording", summary, .failure, ["reason": "\(error)", "code": "recording-unavailable", "target": target.name])
             ssh_channel_close(opened)

@@ -280,7 +280,7 @@ final class AuthenticatedConnection {
     /// Starts a recording for one channel of this connection. No recording, no channel: it
     /// exists (header written and synced) before anything reaches the target.
     func startRecording(channel number: Int, target: TargetConfiguration, login: String, command: String?, pty: PTYRequest?,
-                        inputRecorded: Bool) throws -> RecordingWriter {
+                        inputRecorded: Bool, session: Bool) throws -> RecordingWriter {
         let certificate = agent.certificate
         let header = SessionHeader(sessionID: front.sessionID, channel: number, certificateKeyID: certificate.keyID, certificateSerial: certificate.serial,
                                    scopes: scopes, context: agent.permissions.context ?? "", subject: certificate.principals.joined(separator: ","),
@@ -288,8 +288,10 @@ final class AuthenticatedConnection {
                                    terminalType: pty?.term, columns: Int(pty?.columns ?? 0), rows: Int(pty?.rows ?? 0), inputRecorded: inputRecorded)
         front.context.authorities.refresh()
         let wakeup = front.wakeup
+        var options = RecordingWriter.Options()
+        options.recordsFailureNotice = session
         return try RecordingWriter(directory: configuration.recordingDirectory, header: header,
-                                   signer: front.context.authorities.signingKey(.recording), onWritten: { wakeup.signal() })
+                                   signer: front.context.authorities.signingKey(.recording), options: options, onWritten: { wakeup.signal() })
     }
 }
 

@@ -315,7 +315,7 @@ final class SessionChannel {
         let recorder: RecordingWriter
         do {
             recorder = try connection.startRecording(channel: number, target: target, login: login, command: start.recordedCommand,
-                                                     pty: setup.pty, inputRecorded: recordsInput)
+                                                     pty: setup.pty, inputRecorded: recordsInput, session: true)
         } catch {
             audit("session.recording", "target \"\(target.name)\"", .failure, ["reason": "\(error)", "code": "recording-unavailable", "request": start.auditText])
             connection.front.logger.error("recording could not start; session refused", metadata: ["error": "\(error)"])
@@ -374,11 +374,11 @@ final class SessionChannel {
             run.hangUpTarget()
             answer(stderr: message, exitStatus: 255, pty: run.pty != nil)
         case .recordingFailed:
-            // Fail closed. Nothing more crosses: no notice on stderr either, since the recording
-            // could not hold it (the agent's bytes stay exactly the recorded bytes); the exit
-            // status says the bastion ended it, the audit record says why.
+            // Fail closed: nothing more crosses but the notice the recording itself holds (written
+            // into space reserved ahead), so the agent learns why and its stderr still equals the
+            // recorded stderr. Exit status 255; the audit record has the reason too.
             run.hangUpTarget()
-            answer(stderr: nil, exitStatus: 255, pty: run.pty != nil)
+            answer(stderr: run.recorder.failureNotice.map { String(decoding: $0, as: UTF8.self) }, exitStatus: 255, pty: false)
         case .agentGone:
             run.hangUpTarget()
         }

@@ -1,4 +1,5 @@
 import CLibSSH
+import CSystemCalls
 import Foundation
 import Synchronization
 

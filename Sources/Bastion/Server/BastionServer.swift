@@ -1,5 +1,6 @@
 import Audit
 import CLibSSH
+import CSystemCalls
 import Foundation
 import Logging
 import Policy

@@ -1,4 +1,5 @@
 import CLibSSH
+import CSystemCalls
 import Synchronization
 
 /// Gives memory back to the system after load. Every connection has its own thread, and glibc

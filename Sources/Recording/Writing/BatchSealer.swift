@@ -1,5 +1,8 @@
 import Crypto
 import SSHCertificates
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The writer's back end, run on its own serial queue (`SealingPipeline`): fills in each record's
 /// SHA-256 payload digest, extends the hash chain, signs checkpoints and the trailer, keeps the
@@ -18,10 +21,23 @@ struct BatchSealer {
     private var lastTime: UInt64 = 0
     private var unsynced = false
     private var seekIndex = SeekIndexBuilder()
+    /// Record a one-line notice on stderr when the recording fails, so the session's last words
+    /// to the agent are in the recording too (session channels; forwards carry no stderr).
+    let recordsFailureNotice: Bool
+    /// The notice recorded at the failure, if it could be written: the relay sends exactly these
+    /// bytes, so the agent's stderr still equals the recorded stderr.
+    private(set) var failureNotice: [UInt8]?
+    /// Disk blocks reserved past the written end, so the failure's notice and signed trailer
+    /// always fit, even on a full disk.
+    private var reservedThrough: UInt64 = 0
+    /// The relay's byte position through which batches are in the file (`RecordBatch.through`).
+    private(set) var writtenThrough: UInt64 = 0
+    static let reserve = 64 * 1024
 
-    init(file: RecordingFile, signer: SSHPrivateKey) {
+    init(file: RecordingFile, signer: SSHPrivateKey, recordsFailureNotice: Bool = false) {
         self.file = file
         self.signer = signer
+        self.recordsFailureNotice = recordsFailureNotice
     }
 
     /// Seals and writes one batch. After a failure every later batch is dropped: the file already
@@ -48,6 +64,8 @@ struct BatchSealer {
             }
         }
         try writeOut(batch.bytes)
+        writtenThrough = batch.through
+        try keepReserve()
         if case .trailer = batch.seal {
             try syncNow()
             closed = true
@@ -117,6 +135,22 @@ struct BatchSealer {
         unsynced = true
     }
 
+    /// Keeps at least half of `reserve` bytes of allocated space past the end. When the disk
+    /// cannot give more, the recording fails now, while what is left of the reserve still holds
+    /// the notice and the trailer.
+    private mutating func keepReserve() throws(RecordingWriteError) {
+        guard !closed, committed.offset + UInt64(Self.reserve / 2) > reservedThrough else { return }
+        let code = file.reserve(at: committed.offset, length: Self.reserve)
+        if code == 0 {
+            reservedThrough = committed.offset + UInt64(Self.reserve)
+        } else if code == ENOSPC || code == EDQUOT {
+            let error = RecordingWriteError.writeFailed(path: file.path, errno: code, offset: committed.offset)
+            fail(error)
+            throw error
+        }
+        // Other errors (a filesystem that cannot reserve): the notice stays best effort.
+    }
+
     /// fdatasync now, after any queued background sync (the header and the trailer).
     mutating func syncNow() throws(RecordingWriteError) {
         if let late = syncer.drain(), failure == nil {
@@ -138,12 +172,24 @@ struct BatchSealer {
         failure = error
         guard !closed, file.truncate(to: committed.offset) else { return }
         let point = committed
-        guard let trailer = try? TrailerPayload.make(sequence: point.sequence, time: point.lastTime, reason: .recorderFailure,
-                                                     totals: point.totals, chainHash: point.chainHash, signer: signer) else { return }
-        let frame = FrameEncoder.frame(type: .trailer, sequence: point.sequence, time: point.lastTime, payload: trailer.encoded())
+        var bytes: [UInt8] = []
+        var sequence = point.sequence, chain = point.chainHash, totals = point.totals
+        var notice: [UInt8]?
+        if recordsFailureNotice {
+            let text = Array("gatehouse: the session can no longer be recorded (\(error)) and was ended.\n".utf8)
+            FrameEncoder.append(type: .stderr, sequence: sequence, time: point.lastTime, payload: text, to: &bytes)
+            bytes.withUnsafeBytes { chain = FrameLayout.nextChainHash(previous: chain, frame: $0) }
+            totals[.stderr] += UInt64(text.count)
+            sequence += 1
+            notice = text
+        }
+        guard let trailer = try? TrailerPayload.make(sequence: sequence, time: point.lastTime, reason: .recorderFailure,
+                                                     totals: totals, chainHash: chain, signer: signer) else { return }
+        FrameEncoder.append(type: .trailer, sequence: sequence, time: point.lastTime, payload: trailer.encoded(), to: &bytes)
         do throws(RecordingWriteError) {
-            try withRawBytes(frame) { (raw) throws(RecordingWriteError) in try file.write(raw, at: point.offset) }
+            try withRawBytes(bytes) { (raw) throws(RecordingWriteError) in try file.write(raw, at: point.offset) }
             try file.sync()
+            failureNotice = notice
         } catch {
             file.truncate(to: point.offset)
         }

@@ -1,3 +1,4 @@
+import CSystemCalls
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -43,6 +44,14 @@ final class RecordingFile: @unchecked Sendable {
             if n == 0 { throw .writeFailed(path: path, errno: EIO, offset: offset + UInt64(done)) }
             done += n
         }
+    }
+
+    /// Reserves disk blocks for `length` bytes from `offset` without changing the file's size:
+    /// a later pwrite there cannot fail for want of space. Returns 0 or the errno (EOPNOTSUPP on
+    /// filesystems that cannot reserve).
+    func reserve(at offset: UInt64, length: Int) -> Int32 {
+        guard fd >= 0 else { return EBADF }
+        return gatehouse_reserve_space(fd, Int64(offset), Int64(length))
     }
 
     func sync() throws(RecordingWriteError) {

@@ -40,6 +40,11 @@ public final class RecordingWriter: Sendable {
         public var sealOnCallerThread: Bool = false
         /// On finish, write the summary sidecar and append to the directory's session index.
         public var updateIndex: Bool = true
+        /// When recording fails, record a one-line notice on stderr before the signed failure
+        /// trailer (space for both is reserved on disk ahead of time), and offer it as
+        /// `failureNotice` for the relay to send: the agent is told why, and its stderr still
+        /// equals the recorded stderr byte for byte. For session channels.
+        public var recordsFailureNotice: Bool = false
 
         public init() {}
     }
@@ -97,7 +102,7 @@ public final class RecordingWriter: Sendable {
         builder.appendPreamble()
         builder.appendWholeRecord(.header, time: 0, payload: HeaderRecord(session: header, recordingKey: signer.publicKey.openSSHLine).encoded())
         let first = builder.take(replacingWith: [])
-        var sealer = BatchSealer(file: file, signer: signer)
+        var sealer = BatchSealer(file: file, signer: signer, recordsFailureNotice: options.recordsFailureNotice)
         var batch = RecordBatch(bytes: first.bytes, slots: first.slots)
         do throws(RecordingWriteError) {
             try sealer.process(&batch)
@@ -235,6 +240,10 @@ public final class RecordingWriter: Sendable {
         }
         return RecordingOutcome(path: path, summary: summary, indexError: indexError)
     }
+
+    /// After a failure: the notice on stderr that the recording holds (nil when it could not be
+    /// written, or the writer does not record one). Waits for the sealer.
+    public var failureNotice: [UInt8]? { pipeline.withDrainedSealer { $0.failureNotice } }
 
     /// The first failure, if any. Once set, every call throws.
     public var failure: RecordingWriteError? { state.withLock { $0.failure } ?? pipeline.failure }

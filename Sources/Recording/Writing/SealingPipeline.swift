@@ -75,14 +75,20 @@ final class SealingPipeline: Sendable {
 
     /// Seals and writes one batch; a failure is published before the caller frees its place.
     private func seal(_ batch: inout RecordBatch) {
+        // Only a batch that reached the file moves the position: after a failure nothing more
+        // is released, so the other side never sees a byte the file lacks. (A batch written just
+        // before its reserve could not be extended is in the file, and is released.)
+        let through: UInt64
         do throws(RecordingWriteError) {
-            try sealer.withLock { (s) throws(RecordingWriteError) in try s.process(&batch) }
-            // Only a batch that reached the file moves the position: after a failure nothing
-            // more is released, so the other side never sees a byte the file lacks.
-            written.store(batch.through, ordering: .releasing)
+            through = try sealer.withLock { (s) throws(RecordingWriteError) -> UInt64 in
+                try s.process(&batch)
+                return s.writtenThrough
+            }
         } catch {
             failureBox.withLock { if $0 == nil { $0 = error } }
+            through = sealer.withLock { $0.writtenThrough }
         }
+        if through > written.load(ordering: .relaxed) { written.store(through, ordering: .releasing) }
         recycle(&batch.bytes)
     }
 
