@@ -49,7 +49,7 @@ public final class CAStore: @unchecked Sendable {
         let audit = try AuditLog(path: "\(root)/audit.log")
         for name in AuthorityName.allCases {
             let key = try SSHPrivateKey.generate(name == .recording ? .ed25519 : algorithm, comment: "gatehouse-\(name.rawValue)-ca")
-            let stored = try writeKey(key, root: root, name: name, role: .active)
+            let stored = try writeKey(key, root: root, name: name, role: .active, activeFromMicros: Date().micros)
             let state = AuthorityState(phase: .standby, keys: [stored], updateStarted: nil, gracePeriod: defaultGracePeriod[name]!, changed: Date())
             try writeState(state, root: root, name: name)
             try audit.append(AuditEvent(actor: actor, action: "ca.init", object: name.rawValue, outcome: .success,
@@ -67,6 +67,9 @@ public final class CAStore: @unchecked Sendable {
         var keys: [String: SSHPrivateKey] = [:]
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
+        // snake_case since key history; camelCase files from before read the same (a key
+        // without underscores passes through the conversion unchanged).
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         for name in AuthorityName.allCases {
             let dir = authorityDir(root, name)
             try checkPrivate(dir, isDirectory: true)
@@ -100,17 +103,18 @@ public final class CAStore: @unchecked Sendable {
         }
     }
 
-    static func writeKey(_ key: SSHPrivateKey, root: String, name: AuthorityName, role: KeyRole) throws -> StoredKey {
+    static func writeKey(_ key: SSHPrivateKey, root: String, name: AuthorityName, role: KeyRole, activeFromMicros: UInt64?) throws -> StoredKey {
         let id = "\(name.rawValue)-\(Int(Date().timeIntervalSince1970))-\(String(UInt32.random(in: 0 ... .max), radix: 16))"
         try DurableFile.write(Array(OpenSSHPrivateKeyFile.serialize(key).utf8), to: keyPath(root, name, id), mode: 0o600)
         return StoredKey(id: id, algorithm: key.algorithm.keyTypeName, fingerprint: key.publicKey.fingerprint,
-                         publicKey: key.publicKey.openSSHLine, role: role, created: Date())
+                         publicKey: key.publicKey.openSSHLine, role: role, created: Date(), activeFromMicros: activeFromMicros)
     }
 
     static func writeState(_ state: AuthorityState, root: String, name: AuthorityName) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         try DurableFile.write(Array(try encoder.encode(state)), to: "\(authorityDir(root, name))/state.json", mode: 0o600)
     }
 
@@ -120,9 +124,30 @@ public final class CAStore: @unchecked Sendable {
         AuthorityName.allCases.map { name in
             let s = states[name]!
             return AuthorityStatus(name: name, phase: s.phase,
-                                   keys: s.keys.map { .init(id: $0.id, role: $0.role, algorithm: $0.algorithm, fingerprint: $0.fingerprint, created: $0.created) },
-                                   retireAllowedAt: s.updateStarted.map { $0.addingTimeInterval(s.gracePeriod) })
+                                   keys: s.keys.map { .init(id: $0.id, role: $0.role, algorithm: $0.algorithm, fingerprint: $0.fingerprint,
+                                                            created: $0.created, activeFromMicros: $0.activeFrom) },
+                                   retireAllowedAt: s.updateStarted.map { $0.addingTimeInterval(s.gracePeriod) },
+                                   retired: s.history.map { .init(id: $0.id, algorithm: $0.algorithm, fingerprint: $0.fingerprint,
+                                                                  activeFromMicros: $0.activeFromMicros, retiredMicros: $0.retiredMicros, how: $0.how) })
         }
+    }
+
+    /// Every key that may have signed something still around, with the interval it was active:
+    /// the current keys that have signed (open-ended) and the verify-only keys (bounded by their
+    /// retirement). A key that never signed (a `next` key, one rolled back from init) is not
+    /// listed. This is what recordings are verified against; it never authorizes anything new
+    /// (logins and certificates use `trustedPublicKeys`).
+    public func verificationKeys(_ name: AuthorityName) -> [TrustedKey] {
+        let s = states[name]!
+        let retired = s.history.compactMap { key -> TrustedKey? in
+            guard let from = key.activeFromMicros, let publicKey = try? SSHPublicKey(openSSHLine: key.publicKey) else { return nil }
+            return TrustedKey(key: publicKey, activeFromMicros: from, activeUntilMicros: key.retiredMicros)
+        }
+        let current = s.keys.compactMap { key -> TrustedKey? in
+            guard let from = key.activeFrom, let publicKey = privateKeys[key.id]?.publicKey else { return nil }
+            return TrustedKey(key: publicKey, activeFromMicros: from)
+        }
+        return retired + current
     }
 
     public func phase(_ name: AuthorityName) -> RotationPhase { states[name]!.phase }
