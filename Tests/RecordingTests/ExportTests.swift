@@ -255,17 +255,19 @@ final class NonPtyAsciicastTests: XCTestCase {
         for line in v3.split(separator: 0x0A) { XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(line))) }
     }
 
-    /// Debian's asciinema (2.x reads v2) parses and replays the export.
-    func testAsciinemaCatReplaysTheNonPtyExport() throws {
-        let asciinema = "/usr/bin/asciinema"
-        guard FileManager.default.isExecutableFile(atPath: asciinema) else { throw XCTSkip("asciinema is not installed (apt-get install asciinema)") }
+    /// Debian's asciinema (2.x reads v2) parses and plays the export. It insists on a terminal,
+    /// so it runs under util-linux `script`, which gives it a pty.
+    func testAsciinemaPlaysTheNonPtyExport() throws {
+        for tool in ["/usr/bin/asciinema", "/usr/bin/script"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw XCTSkip("\(tool) is not installed (apt-get install asciinema util-linux)")
+        }
         let dir = try TemporaryDirectory()
         let (v2, _) = try RecordingExporter.export(path: try makeExecRecording(in: dir.path), format: .asciicastV2)
         let cast = dir.path + "/exec.cast"
         writeBytes(v2, to: cast)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: asciinema)
-        process.arguments = ["cat", cast]
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "asciinema play -s 20 '\(cast)'", "/dev/null"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
