@@ -20,6 +20,8 @@ public final class CAStore: @unchecked Sendable {
     fileprivate(set) var states: [AuthorityName: AuthorityState]
     fileprivate(set) var privateKeys: [String: SSHPrivateKey]
     fileprivate(set) var revocations: RevocationsFile
+    /// The recording authority's state.json modification time when last read (see `signingKey`).
+    private var recordingStateTime: timespec
 
     /// The grace period before retiring a rotated-out key: no shorter than the longest
     /// certificate lifetime the CA signs.
@@ -31,6 +33,12 @@ public final class CAStore: @unchecked Sendable {
         self.states = states
         self.privateKeys = keys
         self.revocations = revocations
+        self.recordingStateTime = Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")
+    }
+
+    static func modificationTime(_ path: String) -> timespec {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mtim : timespec(tv_sec: -1, tv_nsec: 0)
     }
 
     static func authorityDir(_ root: String, _ name: AuthorityName) -> String { "\(root)/ca/\(name.rawValue)" }
@@ -157,7 +165,23 @@ public final class CAStore: @unchecked Sendable {
         states[name]!.trusted.compactMap { privateKeys[$0.id]?.publicKey }
     }
 
-    public func signingKey(_ name: AuthorityName) -> SSHPrivateKey { privateKeys[states[name]!.signing!.id]! }
+    /// The key that signs for `name` now. For the recording key the store first re-reads itself
+    /// if a rotation changed it on disk (one stat): a server whose store was loaded before a
+    /// `ca rotate recording` must not go on signing new recordings with a key that was retired
+    /// meanwhile, which would date them outside that key's interval and fail verification. (The
+    /// server refreshes the store before each login, but a connection may open a session
+    /// channel long after its login.) Callers that share a store across threads serialize their
+    /// calls, as `LiveAuthorities` does.
+    public func signingKey(_ name: AuthorityName) -> SSHPrivateKey {
+        if name == .recording {
+            let now = Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")
+            if now.tv_sec != recordingStateTime.tv_sec || now.tv_nsec != recordingStateTime.tv_nsec {
+                // A store that fails to load (mid-edit) keeps the last good one in force.
+                try? reload()
+            }
+        }
+        return privateKeys[states[name]!.signing!.id]!
+    }
 
     func stateOf(_ name: AuthorityName) -> AuthorityState { states[name]! }
     var currentRevocations: RevocationsFile { revocations }
@@ -169,6 +193,7 @@ public final class CAStore: @unchecked Sendable {
         states = fresh.states
         privateKeys = fresh.privateKeys
         revocations = fresh.revocations
+        recordingStateTime = fresh.recordingStateTime
     }
 
     func reloadRevocations() throws { revocations = try RevocationsFile.load("\(root)/revocations.json") }

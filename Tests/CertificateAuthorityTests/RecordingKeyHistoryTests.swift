@@ -154,3 +154,21 @@ final class RecordingKeyHistoryTests: XCTestCase {
         XCTAssertEqual(TrustedKey.format(1_735_787_045_000_006), "2025-01-02T03:04:05.000006Z")
     }
 }
+
+extension RecordingKeyHistoryTests {
+    /// A store loaded before a rotation made by another process (the CLI) signs new recordings
+    /// with the key in force now, not a retired one: otherwise those recordings would claim a
+    /// time after their key's retirement and fail verification.
+    func testAStoreLoadedBeforeARotationSignsWithTheCurrentKey() throws {
+        _ = try CAStore.initialize(at: root, actor: "test")
+        let server = try CAStore.open(at: root)           // the running bastion's copy
+        let before = server.signingKey(.recording).publicKey
+        let admin = try CAStore.open(at: root)            // `gatehouse ca rotate recording` ×3
+        for _ in 0..<3 { try admin.rotate(.recording, actor: "test") }
+        let after = server.signingKey(.recording)
+        XCTAssertNotEqual(after.publicKey, before)
+        XCTAssertEqual(after.publicKey, admin.signingKey(.recording).publicKey)
+        let path = try record("after-rotation", signer: after)
+        XCTAssertTrue(RecordingVerifier.verify(path: path, trust: try CAStore.open(at: root).verificationKeys(.recording)).isIntact)
+    }
+}
