@@ -172,3 +172,34 @@ extension RecordingKeyHistoryTests {
         XCTAssertTrue(RecordingVerifier.verify(path: path, trust: try CAStore.open(at: root).verificationKeys(.recording)).isIntact)
     }
 }
+
+extension RecordingKeyHistoryTests {
+    /// Recovery closes a crashed recording with the key current at recovery time: a recording
+    /// begun under a key that has since been retired still verifies, header and crash end each
+    /// checked against their own key's interval; a crash end signed by the retired key after
+    /// its retirement does not.
+    func testACrashedRecordingRecoveredAfterItsKeyWasRetiredVerifies() throws {
+        let ca = try CAStore.initialize(at: root, actor: "test")
+        let retired = ca.signingKey(.recording)
+        let path = try record("crashed", signer: retired)
+        let copy = path.replacingOccurrences(of: "crashed-ch0", with: "stolen-ch0")
+        // Tear the trailer, as a kill -9 mid-write would.
+        for file in [path, copy] {
+            if file == copy { try FileManager.default.copyItem(atPath: path, toPath: copy) }
+            let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: file)[.size] as? Int)
+            XCTAssertEqual(truncate(file, off_t(size - 10)), 0)
+        }
+        for _ in 0..<3 { try ca.rotate(.recording, actor: "test") }
+        let trust = ca.verificationKeys(.recording)
+
+        guard case .closed = try RecordingRecovery.recover(path: path, signer: ca.signingKey(.recording), updateIndex: false) else { return XCTFail("not recovered") }
+        let report = RecordingVerifier.verify(path: path, trust: trust)
+        XCTAssertTrue(report.isIntact, report.verdict)
+        XCTAssertEqual(report.end, .crash)
+
+        guard case .closed = try RecordingRecovery.recover(path: copy, signer: retired, updateIndex: false) else { return XCTFail("not recovered") }
+        let stolen = RecordingVerifier.verify(path: copy, trust: trust)
+        XCTAssertEqual(stolen.problems.first?.kind, .keyOutsideInterval, stolen.verdict)
+        XCTAssertTrue(stolen.verdict.contains("crash end is signed by \(retired.publicKey.fingerprint)"), stolen.verdict)
+    }
+}
