@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import CertificateAuthority
 import Foundation
 import Recording
@@ -33,12 +34,13 @@ struct VerifyCommand: ParsableCommand {
         let trusted = try trust.load(defaultState: Self.defaultState)!
         // Recovery signs a crash end, so it needs the store's signing key; with an exported key
         // file unfinished recordings are only reported.
-        let signer: SSHPrivateKey?
+        let ca: CAStore?
         if trust.trustedKeys == nil {
-            do { signer = try CAStore.open(at: trust.state ?? Self.defaultState).signingKey(.recording) } catch { throw CLIError("\(error)") }
+            do { ca = try CAStore.open(at: trust.state ?? Self.defaultState) } catch { throw CLIError("\(error)") }
         } else {
-            signer = nil
+            ca = nil
         }
+        let signer = ca?.signingKey(.recording)
         let paths: [String]
         if all {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: store.recordings)) ?? []
@@ -52,6 +54,10 @@ struct VerifyCommand: ParsableCommand {
                 do {
                     if case .closed(let last, let discarded, _) = try RecordingRecovery.recover(path: path, signer: signer) {
                         print("RECOVERED \(path): writer had died; sealed after record \(last) as ended by crash (\(discarded) torn bytes cut)")
+                        // Closing a recording signs it: audited with the key that signed.
+                        try? ca?.audit.append(AuditEvent(actor: adminActor, action: "recording.recover", object: path, outcome: .success,
+                                                            details: ["last_record": String(last), "discarded_bytes": String(discarded),
+                                                                      "ca_fingerprint": signer.publicKey.fingerprint]))
                     }
                 } catch RecoveryError.live {
                     print("LIVE \(path): still being recorded")
