@@ -43,7 +43,7 @@ struct RecordingTrustOptions: ParsableArguments {
         guard let keys = try load(defaultState: nil) else { return }
         let report = RecordingVerifier.verify(path: path, trust: keys)
         if let problem = report.problems.first(where: { [.untrustedKey, .keyOutsideInterval, .notARecording].contains($0.kind) }) {
-            throw CLIError("\(path): \(problem) (refusing to play an untrusted recording; run without --state/--trusted-keys to read it unchecked)")
+            throw CLIError("\(path): \(problem) (refused: an untrusted recording; run without --state/--trusted-keys to read it unchecked)")
         }
     }
 }
