@@ -67,9 +67,15 @@ public struct TrustedKey: Sendable, Equatable, CustomStringConvertible {
     /// RFC 3339 UTC with microseconds: the interval bounds are exact to the microsecond, as
     /// recording times are, so a bound printed and read back means the same instant.
     public static func format(_ micros: UInt64) -> String {
-        let seconds = Timestamps.format(micros / 1_000_000)
+        // Any value a hostile header can hold prints as something, never garbage.
+        var time = time_t(Int64(micros / 1_000_000))
+        var parts = tm()
+        guard gmtime_r(&time, &parts) != nil, parts.tm_year + 1900 <= 9999 else { return "\(micros) µs since the epoch" }
+        var buffer = [CChar](repeating: 0, count: 32)
+        strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
+        let seconds = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let fraction = String(micros % 1_000_000)
-        return String(seconds.dropLast()) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction + "Z"
+        return seconds + "." + String(repeating: "0", count: 6 - fraction.count) + fraction + "Z"
     }
 
     /// Reads "YYYY-MM-DDTHH:MM:SS[.f…]Z" (what `format` writes); nil for anything else.

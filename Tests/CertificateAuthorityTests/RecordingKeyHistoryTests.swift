@@ -152,6 +152,9 @@ final class RecordingKeyHistoryTests: XCTestCase {
         XCTAssertEqual(TrustedKey.parseTime("2025-01-02T03:04:05.000006Z"), 1_735_787_045_000_006)
         XCTAssertEqual(TrustedKey.parseTime("2025-01-02T03:04:05.5Z"), 1_735_787_045_500_000)
         XCTAssertEqual(TrustedKey.format(1_735_787_045_000_006), "2025-01-02T03:04:05.000006Z")
+        XCTAssertEqual(TrustedKey.format(5), "1970-01-01T00:00:00.000005Z")
+        XCTAssertEqual(TrustedKey.format(.max), "\(UInt64.max) µs since the epoch")
+        XCTAssertEqual(TrustedKey.parseTime(TrustedKey.format(5)), 5)
     }
 }
 
