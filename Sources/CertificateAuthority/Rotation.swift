@@ -38,6 +38,7 @@ extension CAStore {
         }
         state.changed = now
         try commit(state, name)
+        if retiredKeyID != nil { try closeInterval(&state, name, now: now) }
         if let retiredKeyID { unlink(Self.keyPath(root, name, retiredKeyID)) }          // file after state
         var details = ["phase": state.phase.rawValue, "signing": state.signing!.fingerprint, "forced": force && retiredKeyID != nil ? "true" : "false"]
         if let next = state.key(.next) { details["next"] = next.fingerprint }
@@ -66,6 +67,7 @@ extension CAStore {
         state.phase = .standby
         state.changed = now
         try commit(state, name)
+        try closeInterval(&state, name, now: now)
         unlink(Self.keyPath(root, name, dropped.id))
         try audit.append(AuditEvent(actor: actor, action: "ca.rollback", object: name.rawValue, outcome: .success,
                                     details: ["dropped": dropped.fingerprint, "signing": state.signing!.fingerprint]))
@@ -85,6 +87,18 @@ extension CAStore {
         state.changed = now
         try commit(state, name)
         try audit.append(AuditEvent(actor: actor, action: "ca.import", object: name.rawValue, outcome: .success, details: ["fingerprint": stored.fingerprint, "previous": replaced.joined(separator: ",")]))
+    }
+
+    /// A server may sign with the key until it sees the state that dropped it, which is only
+    /// once that state is on disk, after `now` was taken. So the interval of the key just
+    /// dropped ends when that state is durable, not when the command began: written again with
+    /// that time, a recording a server started in between still falls inside it. (A crash
+    /// between the two writes leaves the earlier, stricter end.)
+    private func closeInterval(_ state: inout AuthorityState, _ name: AuthorityName, now: Date) throws {
+        guard var history = state.retiredKeys, !history.isEmpty else { return }
+        history[history.count - 1].retiredMicros = max(now.micros, Date().micros)
+        state.retiredKeys = history
+        try commit(state, name)
     }
 
     private func commit(_ state: AuthorityState, _ name: AuthorityName) throws {

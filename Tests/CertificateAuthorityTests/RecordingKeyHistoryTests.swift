@@ -206,3 +206,23 @@ extension RecordingKeyHistoryTests {
         XCTAssertTrue(stolen.verdict.contains("crash end is signed by \(retired.publicKey.fingerprint)"), stolen.verdict)
     }
 }
+
+extension RecordingKeyHistoryTests {
+    /// The interval of a dropped key ends once the state that drops it is on disk, not when the
+    /// command began: a server that started a recording in between (it had not yet seen the
+    /// change) still signed inside the interval.
+    func testTheIntervalEndsWhenTheDropIsDurable() throws {
+        let ca = try CAStore.initialize(at: root, actor: "test")
+        let began = Date(timeIntervalSinceNow: -5)              // the command "began" 5 s ago
+        try ca.rotate(.recording, actor: "test", now: began)
+        try ca.rotate(.recording, actor: "test", now: began)
+        let beforeRetire = WallClock.microseconds()
+        try ca.rotate(.recording, actor: "test", now: began)
+        try ca.rotate(.recording, actor: "test", now: began)
+        try ca.rotate(.recording, actor: "test", now: began)
+        try ca.rollback(.recording, actor: "test", now: began)
+        let retired = try CAStore.open(at: root).status().first { $0.name == .recording }!.retired
+        XCTAssertEqual(retired.map(\.how), ["retired", "rolled-back"])
+        for key in retired { XCTAssertGreaterThanOrEqual(key.retiredMicros, beforeRetire) }
+    }
+}
