@@ -151,11 +151,12 @@ step "And on another machine: the exported recording keys (current and verify-on
 "$GATEHOUSE" ca export recording --history --state "$state" -o "$work/recording-keys.pub"
 sed 's/^/  /' "$work/recording-keys.pub"
 "$GATEHOUSE" verify --all --recordings "$work/recordings" --trusted-keys "$work/recording-keys.pub" | sed 's/^/  /'
-first=$("$GATEHOUSE" sessions list --json --recordings "$work/recordings" | head -1)
+# sed reads to the end (head would close the pipe early, and pipefail would see SIGPIPE).
+first=$("$GATEHOUSE" sessions list --json --recordings "$work/recordings" | sed -n 1p)
 echo "  $first"
 first_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["recording_id"])' "$first")
 echo "  The first session, recorded under the retired key, exported after checking its key:"
-"$GATEHOUSE" export "$first_id" --format asciicast-v3 --recordings "$work/recordings" --trusted-keys "$work/recording-keys.pub" 2>&1 | head -2 | sed 's/^/    /'
+"$GATEHOUSE" export "$first_id" --format asciicast-v3 --recordings "$work/recordings" --trusted-keys "$work/recording-keys.pub" 2>&1 | sed -n '1,2s/^/    /p'
 echo "  Checked against the current key alone, it is refused:"
 "$GATEHOUSE" ca export recording --state "$state" -o "$work/current-key.pub"
 "$GATEHOUSE" export "$first_id" --format text --recordings "$work/recordings" --trusted-keys "$work/current-key.pub" 2>&1 | sed 's/^/    /' || true
