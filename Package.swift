@@ -29,8 +29,11 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
+        // The one JSON writer: strings escaped byte for byte as JSONSerialization does. No dependencies.
+        .target(name: "JSONWriting"),
         // Tamper-evident, hash-chained audit log shared by every component.
         .target(name: "Audit", dependencies: [
+            "JSONWriting",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The three certificate authorities, their keys, lifecycle and rotation.
@@ -39,18 +42,19 @@ let package = Package(
         .target(name: "Policy", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Session recordings: format, writer, recovery, reader, verification, export, index.
         .target(name: "Recording", dependencies: [
-            "SSHCertificates", "CSystemCalls",
+            "SSHCertificates", "CSystemCalls", "JSONWriting",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
             "CLibSSH", "CSystemCalls", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         // OIDC token verification, claim mapping and the HTTP issuance service (hummingbird).
         .target(name: "Issuance", dependencies: [
-            "SSHCertificates", "CertificateAuthority", "Audit", "Policy",
+            "SSHCertificates", "CertificateAuthority", "Audit", "Policy", "JSONWriting",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -79,8 +83,9 @@ let package = Package(
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
         .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        .testTarget(name: "JSONWritingTests", dependencies: ["JSONWriting"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
-        .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit"]),
+        .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
         .testTarget(name: "IssuanceTests", dependencies: [
             "ProcessSupport", "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "Policy", "Recording",

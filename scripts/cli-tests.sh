@@ -108,6 +108,24 @@ import_ca() {
 }
 check "ca import adopts an ssh-keygen CA; certificates it signs name that CA" import_ca
 
+# ---- key history: retired keys stay listed, verify-only ----
+retired_listed() { out=$(gh ca status); grep -A20 '^user CA' <<<"$out" | grep -q '^  verify-only .*retired, active from'; }
+check "ca status lists a retired user key as verify-only, with its interval" retired_listed
+history_export() {
+  gh ca rotate recording >/dev/null && gh ca rotate recording >/dev/null && gh ca rotate recording >/dev/null &&
+  gh ca export recording --history -o "$work/recording-keys.pub" >/dev/null &&
+  [ "$(wc -l < "$work/recording-keys.pub")" -eq 2 ] && grep -q '^active-from="[0-9T:.-]*Z",active-until="[0-9T:.-]*Z" ssh-ed25519 .* verify-only$' "$work/recording-keys.pub" &&
+  [ "$(gh ca export recording | wc -l)" -eq 1 ]
+}
+check "ca export recording --history: current and verify-only keys with intervals; without it, the current key" history_export
+history_errors() {
+  out=$(gh ca export user --history 2>&1); [ $? -ne 0 ] && grep -q -- '--history applies to `ca export recording` only' <<<"$out" &&
+  printf 'active-from="yesterday" %s\n' "$(cut -d' ' -f1,2 "$work/a1.pub")" > "$work/bad-keys.pub" &&
+  mkdir -p "$work/no-recordings" &&
+  out=$("$GATEHOUSE" verify --all --recordings "$work/no-recordings" --trusted-keys "$work/bad-keys.pub" 2>&1); [ $? -ne 0 ] && grep -q 'bad-keys.pub:1: active-from="yesterday" is not a UTC time' <<<"$out"
+}
+check "--history elsewhere and a bad --trusted-keys file are precise errors" history_errors
+
 check "audit verify: the log of all these actions is intact" bash -c "'$GATEHOUSE' audit verify --state '$S' | grep -q intact"
 check "audit log records issuance with serial, key id and scopes" bash -c "grep -q '\"action\":\"cert.issue\"' '$S/audit.log' && grep -q '\"action\":\"ca.rotate\"' '$S/audit.log' && grep -q '\"action\":\"cert.revoke\"' '$S/audit.log'"
 tamper() { cp "$S/audit.log" "$work/a.bak"; sed -i '3s/"success"/"refused"/' "$S/audit.log"; out=$(gh audit verify); rc=$?; cp "$work/a.bak" "$S/audit.log"; [ $rc -eq 1 ] && grep -q 'line 4' <<<"$out"; }
@@ -161,8 +179,12 @@ check "ca tour: sshd accepts the exported CA's certificate and refuses it once r
 # ---- make demo: the bastion in front of a real sshd, allowed and refused commands ----
 demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello; from the agent" <<<"$out" && grep -q "(exit status 77)" <<<"$out" \
   && grep -q 'no target named "web-99"' <<<"$out" && grep -q "Permission denied (publickey)" <<<"$out" && grep -q "audit log intact" <<<"$out" \
-  && grep -q 'user certificate "oidc:alice"' <<<"$out" && grep -Eq 'alice +web-01 +0 +normal' <<<"$out" && grep -q "4 of 4 recordings verified" <<<"$out"; }
-check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused; OIDC token to certificate; sessions recorded and verified" demo_runs
+  && grep -q 'user certificate "oidc:alice"' <<<"$out" && grep -Eq 'alice +web-01 +0 +normal' <<<"$out" \
+  && [ "$(grep -c "5 of 5 recordings verified" <<<"$out")" -eq 2 ] && grep -q "verify-only" <<<"$out" \
+  && grep -q '{"certificate_key_id":"agent:demo",.*"recording_id":"gs-' <<<"$out" && grep -q '"term": {"cols": 80, "rows": 24' <<<"$out" \
+  && grep -q 'untrusted-key\|not one of the 1 trusted recording keys' <<<"$out" \
+  && port=$(grep -o 'gatehouse: listening on 127.0.0.1:[0-9]*' <<<"$out" | grep -o '[0-9]*$') && grep -q -- "-p $port TARGET@127.0.0.1" <<<"$out"; }
+check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused; OIDC token to certificate with the bastion's address; sessions recorded and verified across a recording key rotation, with and without the state directory" demo_runs
 
 # The issuance section is validated by `serve --check` like the rest of the file.
 cat > "$work/issuance-ok.yaml" <<'YAML'
@@ -186,6 +208,50 @@ issuance_plain() {
   out=$("$GATEHOUSE" serve --config "$work/issuance-ok.yaml" --check 2>&1); [ $? -ne 0 ] && grep -q 'issuance.listen.*not a loopback address' <<<"$out"
 }
 check "serve --check refuses plain HTTP issuance off loopback" issuance_plain
+# ---- reload: strict about scope targets, and the audit record says what changed ----
+cat > "$work/reload.yaml" <<'YAML'
+listen: ["127.0.0.1:PORT"]
+targets:
+  web-01: {address: 127.0.0.1, login: deploy, host_ca: true}
+scopes:
+  ops: {targets: [web-01], rights: [shell]}
+YAML
+sed -i "s/PORT/$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')/" "$work/reload.yaml"
+typo_target() {
+  sed 's/targets: \[web-01\]/targets: [web-01, wbe-01]/' "$work/reload.yaml" > "$work/typo.yaml"
+  out=$("$GATEHOUSE" serve --config "$work/typo.yaml" --check 2>&1); [ $? -ne 0 ] && grep -q 'typo.yaml:5:27: scopes.ops.targets\[1\]: "wbe-01" is not a configured target' <<<"$out"
+}
+check "serve --check refuses a scope naming a target that does not exist, with file:line:column" typo_target
+reload_diff() {
+  local state="$work/reload-state" pid rc=1
+  "$GATEHOUSE" serve --config "$work/reload.yaml" --state "$state" --host-keys "$work/reload-hostkeys" > "$work/reload.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do grep -q "listening on" "$work/reload.out" 2>/dev/null && break; sleep 0.05; done
+  before=$(sha256sum "$work/reload.yaml" | cut -d' ' -f1)
+  printf '  db-01: {address: 127.0.0.1, login: deploy, host_ca: true}\n' > "$work/db.txt"
+  sed -i "/^  web-01/r $work/db.txt" "$work/reload.yaml"
+  sed -i 's/rights: \[shell\]/rights: [shell, pty]/' "$work/reload.yaml"
+  after=$(sha256sum "$work/reload.yaml" | cut -d' ' -f1)
+  kill -HUP $pid
+  for _ in $(seq 200); do grep -q '"server.reload"' "$state/audit.log" 2>/dev/null && break; sleep 0.05; done
+  line=$(grep '"server.reload"' "$state/audit.log" | tail -1)
+  # A subtly wrong file: the reload is refused and the previous configuration stays.
+  sed -i 's/targets: \[web-01\]/targets: [db-02]/' "$work/reload.yaml"
+  kill -HUP $pid
+  for _ in $(seq 200); do [ "$(grep -c '"server.reload"' "$state/audit.log")" -ge 2 ] && break; sleep 0.05; done
+  refused=$(grep '"server.reload"' "$state/audit.log" | tail -1)
+  kill -TERM $pid; wait $pid 2>/dev/null
+  python3 - "$line" "$before" "$after" "$refused" <<'PY' && rc=0
+import json, sys
+ok, before, after, refused = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+d = ok["details"]
+assert ok["outcome"] == "success" and d["old_sha256"] == before and d["new_sha256"] == after, d
+assert d["targets_added"] == "db-01" and d["scopes_changed"] == "ops" and "targets_removed" not in d, d
+assert refused["outcome"] == "failure" and "reload.yaml:6:" in refused["details"]["reason"] and '"db-02" is not a configured target' in refused["details"]["reason"], refused
+PY
+  return $rc
+}
+check "SIGHUP: the server.reload audit record names the old and new file hashes and the targets and scopes changed; a scope naming no target is refused" reload_diff
 login_refused() {
   out=$(GATEHOUSE_TOKEN=x "$GATEHOUSE" login --server http://127.0.0.1:1 --token-env GATEHOUSE_TOKEN --key "$work/login-key" 2>&1); [ $? -ne 0 ] && [ -f "$work/login-key" ] && grep -q 'POST http://127.0.0.1:1/v1/certificates' <<<"$out"
 }

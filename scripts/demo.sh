@@ -110,6 +110,12 @@ step "Commands through the bastion (the host key is pinned from serve's output)"
 run web-01@127.0.0.1 -- uname -sr
 run web-01@127.0.0.1 -- id -un
 run web-01@127.0.0.1 -- echo "'hello; from the agent'"
+step "Rotate the recording key through every phase, sessions before and after: history stays verifiable"
+"$GATEHOUSE" ca rotate recording --state "$state" > /dev/null
+"$GATEHOUSE" ca rotate recording --state "$state" > /dev/null
+run web-01@127.0.0.1 -- uptime
+"$GATEHOUSE" ca rotate recording --state "$state" | grep -E 'phase|verify-only' | sed 's/^/  /'
+
 step "Refused before anything reaches the target"
 run web-01@127.0.0.1 -- 'rm -rf /tmp/x'
 run web-99@127.0.0.1 -- uptime
@@ -120,7 +126,7 @@ step "The agent's own path: an OIDC ID token for alice, traded for a 5-minute ce
 ALICE_TOKEN=$(python3 "$here/oidc/glewlwyd_provider.py" token --dir "$work/idp" --user alice --kind id)
 export ALICE_TOKEN
 "$GATEHOUSE" login --server "http://127.0.0.1:$issuance_port" --token-env ALICE_TOKEN --key "$work/alice" --ttl 5m \
-  --task-id demo-2 --reason "show the kernel" --bastion "127.0.0.1:$bastion_port" | sed 's/^/  /'
+  --task-id demo-2 --reason "show the kernel" | sed 's/^/  /'
 IDENTITY="$work/alice" run web-01@127.0.0.1 -- uname -sr
 IDENTITY="$work/alice" run web-01@127.0.0.1 -- cat /etc/shadow
 
@@ -141,3 +147,16 @@ PY
 step "Every session was recorded: the index, and the recordings verified"
 "$GATEHOUSE" sessions list --recordings "$work/recordings" | sed 's/^/  /'
 "$GATEHOUSE" verify --all --recordings "$work/recordings" --state "$state" | sed 's/^/  /'
+step "And on another machine: the exported recording keys (current and verify-only), no state directory"
+"$GATEHOUSE" ca export recording --history --state "$state" -o "$work/recording-keys.pub"
+sed 's/^/  /' "$work/recording-keys.pub"
+"$GATEHOUSE" verify --all --recordings "$work/recordings" --trusted-keys "$work/recording-keys.pub" | sed 's/^/  /'
+# sed reads to the end (head would close the pipe early, and pipefail would see SIGPIPE).
+first=$("$GATEHOUSE" sessions list --json --recordings "$work/recordings" | sed -n 1p)
+echo "  $first"
+first_id=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["recording_id"])' "$first")
+echo "  The first session, recorded under the retired key, exported after checking its key:"
+"$GATEHOUSE" export "$first_id" --format asciicast-v3 --recordings "$work/recordings" --trusted-keys "$work/recording-keys.pub" 2>&1 | sed -n '1,2s/^/    /p'
+echo "  Checked against the current key alone, it is refused:"
+"$GATEHOUSE" ca export recording --state "$state" -o "$work/current-key.pub"
+"$GATEHOUSE" export "$first_id" --format text --recordings "$work/recordings" --trusted-keys "$work/current-key.pub" 2>&1 | sed 's/^/    /' || true

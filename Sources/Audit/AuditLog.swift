@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JSONWriting
 import Synchronization
 
 public struct AuditLogError: Error, CustomStringConvertible, Sendable {
@@ -84,28 +85,23 @@ public final class AuditLog: Sendable {
     /// pair, which made the audit writer the issuer's hottest code. Keys are ordered with the
     /// very comparison Foundation uses, computed once per set of detail keys and cached.
     static func encode(_ r: AuditRecord) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(512)
         // Top-level keys in Foundation's order (all lowercase ASCII letters: the order is
         // alphabetical; the test suite checks this against JSONSerialization).
-        out.append(contentsOf: #"{"action":"#.utf8); appendJSONString(r.event.action, to: &out)
-        out.append(contentsOf: #","actor":"#.utf8); appendJSONString(r.event.actor, to: &out)
-        out.append(contentsOf: #","details":{"#.utf8)
-        var first = true
-        for key in sortedDetailKeys(r.event.details) {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            appendJSONString(key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            appendJSONString(r.event.details[key]!, to: &out)
-        }
-        out.append(contentsOf: #"},"object":"#.utf8); appendJSONString(r.event.object, to: &out)
-        out.append(contentsOf: #","outcome":"#.utf8); appendJSONString(r.event.outcome.rawValue, to: &out)
-        out.append(contentsOf: #","prev":"#.utf8); appendJSONString(r.previousHash, to: &out)
-        out.append(contentsOf: #","seq":"#.utf8); out.append(contentsOf: String(r.seq).utf8)
-        out.append(contentsOf: #","time":"#.utf8); appendJSONString(r.time, to: &out)
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        var w = JSONWriter(capacity: 512)
+        w.beginObject()
+        w.member("action", r.event.action)
+        w.member("actor", r.event.actor)
+        w.key("details")
+        w.beginObject()
+        for key in sortedDetailKeys(r.event.details) { w.member(key, r.event.details[key]!) }
+        w.endObject()
+        w.member("object", r.event.object)
+        w.member("outcome", r.event.outcome.rawValue)
+        w.member("prev", r.previousHash)
+        w.member("seq", r.seq)
+        w.member("time", r.time)
+        w.endObject()
+        return w.text
     }
 
     /// The original Foundation encoder, kept as the reference the tests compare against.
@@ -136,30 +132,6 @@ public final class AuditLog: Sendable {
             cache[byteOrder] = order
         }
         return order
-    }
-
-    /// A JSON string exactly as Foundation's JSONWriter writes it without escaping slashes:
-    /// `"` and `\` escaped, the short escapes for \b \f \n \r \t, other C0 controls as
-    /// lowercase `\u00xx`, everything else (including non-ASCII) verbatim.
-    static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case 0x08: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "b"))
-            case 0x0c: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "f"))
-            case 0x0a: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0d: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0x00..<0x20:
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(byte >> 4)]); out.append(hex[Int(byte & 0x0f)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 
     static func decode(_ line: [UInt8]) throws -> AuditRecord {

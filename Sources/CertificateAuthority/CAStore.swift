@@ -20,6 +20,8 @@ public final class CAStore: @unchecked Sendable {
     fileprivate(set) var states: [AuthorityName: AuthorityState]
     fileprivate(set) var privateKeys: [String: SSHPrivateKey]
     fileprivate(set) var revocations: RevocationsFile
+    /// The recording authority's state.json modification time when last read (see `signingKey`).
+    private var recordingStateTime: timespec
 
     /// The grace period before retiring a rotated-out key: no shorter than the longest
     /// certificate lifetime the CA signs.
@@ -31,6 +33,12 @@ public final class CAStore: @unchecked Sendable {
         self.states = states
         self.privateKeys = keys
         self.revocations = revocations
+        self.recordingStateTime = Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")
+    }
+
+    static func modificationTime(_ path: String) -> timespec {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mtim : timespec(tv_sec: -1, tv_nsec: 0)
     }
 
     static func authorityDir(_ root: String, _ name: AuthorityName) -> String { "\(root)/ca/\(name.rawValue)" }
@@ -49,7 +57,7 @@ public final class CAStore: @unchecked Sendable {
         let audit = try AuditLog(path: "\(root)/audit.log")
         for name in AuthorityName.allCases {
             let key = try SSHPrivateKey.generate(name == .recording ? .ed25519 : algorithm, comment: "gatehouse-\(name.rawValue)-ca")
-            let stored = try writeKey(key, root: root, name: name, role: .active)
+            let stored = try writeKey(key, root: root, name: name, role: .active, activeFromMicros: Date().micros)
             let state = AuthorityState(phase: .standby, keys: [stored], updateStarted: nil, gracePeriod: defaultGracePeriod[name]!, changed: Date())
             try writeState(state, root: root, name: name)
             try audit.append(AuditEvent(actor: actor, action: "ca.init", object: name.rawValue, outcome: .success,
@@ -67,6 +75,9 @@ public final class CAStore: @unchecked Sendable {
         var keys: [String: SSHPrivateKey] = [:]
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
+        // snake_case since key history; camelCase files from before read the same (a key
+        // without underscores passes through the conversion unchanged).
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         for name in AuthorityName.allCases {
             let dir = authorityDir(root, name)
             try checkPrivate(dir, isDirectory: true)
@@ -100,17 +111,18 @@ public final class CAStore: @unchecked Sendable {
         }
     }
 
-    static func writeKey(_ key: SSHPrivateKey, root: String, name: AuthorityName, role: KeyRole) throws -> StoredKey {
+    static func writeKey(_ key: SSHPrivateKey, root: String, name: AuthorityName, role: KeyRole, activeFromMicros: UInt64?) throws -> StoredKey {
         let id = "\(name.rawValue)-\(Int(Date().timeIntervalSince1970))-\(String(UInt32.random(in: 0 ... .max), radix: 16))"
         try DurableFile.write(Array(OpenSSHPrivateKeyFile.serialize(key).utf8), to: keyPath(root, name, id), mode: 0o600)
         return StoredKey(id: id, algorithm: key.algorithm.keyTypeName, fingerprint: key.publicKey.fingerprint,
-                         publicKey: key.publicKey.openSSHLine, role: role, created: Date())
+                         publicKey: key.publicKey.openSSHLine, role: role, created: Date(), activeFromMicros: activeFromMicros)
     }
 
     static func writeState(_ state: AuthorityState, root: String, name: AuthorityName) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         try DurableFile.write(Array(try encoder.encode(state)), to: "\(authorityDir(root, name))/state.json", mode: 0o600)
     }
 
@@ -120,9 +132,30 @@ public final class CAStore: @unchecked Sendable {
         AuthorityName.allCases.map { name in
             let s = states[name]!
             return AuthorityStatus(name: name, phase: s.phase,
-                                   keys: s.keys.map { .init(id: $0.id, role: $0.role, algorithm: $0.algorithm, fingerprint: $0.fingerprint, created: $0.created) },
-                                   retireAllowedAt: s.updateStarted.map { $0.addingTimeInterval(s.gracePeriod) })
+                                   keys: s.keys.map { .init(id: $0.id, role: $0.role, algorithm: $0.algorithm, fingerprint: $0.fingerprint,
+                                                            created: $0.created, activeFromMicros: $0.activeFrom) },
+                                   retireAllowedAt: s.updateStarted.map { $0.addingTimeInterval(s.gracePeriod) },
+                                   retired: s.history.map { .init(id: $0.id, algorithm: $0.algorithm, fingerprint: $0.fingerprint,
+                                                                  activeFromMicros: $0.activeFromMicros, retiredMicros: $0.retiredMicros, how: $0.how) })
         }
+    }
+
+    /// Every key that may have signed something still around, with the interval it was active:
+    /// the current keys that have signed (open-ended) and the verify-only keys (bounded by their
+    /// retirement). A key that never signed (a `next` key, one rolled back from init) is not
+    /// listed. This is what recordings are verified against; it never authorizes anything new
+    /// (logins and certificates use `trustedPublicKeys`).
+    public func verificationKeys(_ name: AuthorityName) -> [TrustedKey] {
+        let s = states[name]!
+        let retired = s.history.compactMap { key -> TrustedKey? in
+            guard let from = key.activeFromMicros, let publicKey = try? SSHPublicKey(openSSHLine: key.publicKey) else { return nil }
+            return TrustedKey(key: publicKey, activeFromMicros: from, activeUntilMicros: key.retiredMicros)
+        }
+        let current = s.keys.compactMap { key -> TrustedKey? in
+            guard let from = key.activeFrom, let publicKey = privateKeys[key.id]?.publicKey else { return nil }
+            return TrustedKey(key: publicKey, activeFromMicros: from)
+        }
+        return retired + current
     }
 
     public func phase(_ name: AuthorityName) -> RotationPhase { states[name]!.phase }
@@ -132,7 +165,23 @@ public final class CAStore: @unchecked Sendable {
         states[name]!.trusted.compactMap { privateKeys[$0.id]?.publicKey }
     }
 
-    public func signingKey(_ name: AuthorityName) -> SSHPrivateKey { privateKeys[states[name]!.signing!.id]! }
+    /// The key that signs for `name` now. For the recording key the store first re-reads itself
+    /// if a rotation changed it on disk (one stat): a server whose store was loaded before a
+    /// `ca rotate recording` must not go on signing new recordings with a key that was retired
+    /// meanwhile, which would date them outside that key's interval and fail verification. (The
+    /// server refreshes the store before each login, but a connection may open a session
+    /// channel long after its login.) Callers that share a store across threads serialize their
+    /// calls, as `LiveAuthorities` does.
+    public func signingKey(_ name: AuthorityName) -> SSHPrivateKey {
+        if name == .recording {
+            let now = Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")
+            if now.tv_sec != recordingStateTime.tv_sec || now.tv_nsec != recordingStateTime.tv_nsec {
+                // A store that fails to load (mid-edit) keeps the last good one in force.
+                try? reload()
+            }
+        }
+        return privateKeys[states[name]!.signing!.id]!
+    }
 
     func stateOf(_ name: AuthorityName) -> AuthorityState { states[name]! }
     var currentRevocations: RevocationsFile { revocations }
@@ -144,6 +193,7 @@ public final class CAStore: @unchecked Sendable {
         states = fresh.states
         privateKeys = fresh.privateKeys
         revocations = fresh.revocations
+        recordingStateTime = fresh.recordingStateTime
     }
 
     func reloadRevocations() throws { revocations = try RevocationsFile.load("\(root)/revocations.json") }

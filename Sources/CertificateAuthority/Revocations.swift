@@ -3,13 +3,50 @@ import Foundation
 import SSHCertificates
 
 /// Revocations the admin made, kept durably; the KRL is derived from them.
+///
+/// snake_case on disk (`key_ids`, `key_id`); files written before (`keyIDs`, `keyID`) load too.
 struct RevocationsFile: Codable, Sendable {
     struct Serial: Codable, Sendable { var ca: AuthorityName; var serial: UInt64 }
-    struct KeyID: Codable, Sendable { var ca: AuthorityName?; var keyID: String }
+    struct KeyID: Codable, Sendable {
+        var ca: AuthorityName?
+        var keyID: String
+        enum CodingKeys: String, CodingKey { case ca, keyID = "key_id", legacyKeyID = "keyID" }
+        init(ca: AuthorityName?, keyID: String) { self.ca = ca; self.keyID = keyID }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            ca = try c.decodeIfPresent(AuthorityName.self, forKey: .ca)
+            keyID = try c.decodeIfPresent(String.self, forKey: .keyID) ?? c.decode(String.self, forKey: .legacyKeyID)
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encodeIfPresent(ca, forKey: .ca)
+            try c.encode(keyID, forKey: .keyID)
+        }
+    }
     var version: UInt64 = 0
     var serials: [Serial] = []
     var keyIDs: [KeyID] = []
     var keys: [String] = []
+
+    enum CodingKeys: String, CodingKey { case version, serials, keyIDs = "key_ids", legacyKeyIDs = "keyIDs", keys }
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(UInt64.self, forKey: .version)
+        serials = try c.decode([Serial].self, forKey: .serials)
+        keyIDs = try c.decodeIfPresent([KeyID].self, forKey: .keyIDs) ?? c.decode([KeyID].self, forKey: .legacyKeyIDs)
+        keys = try c.decode([String].self, forKey: .keys)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(serials, forKey: .serials)
+        try c.encode(keyIDs, forKey: .keyIDs)
+        try c.encode(keys, forKey: .keys)
+    }
 
     static func load(_ path: String) throws -> RevocationsFile {
         guard let data = FileManager.default.contents(atPath: path) else { return RevocationsFile() }

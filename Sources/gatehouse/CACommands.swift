@@ -49,7 +49,17 @@ struct CAStatus: ParsableCommand {
             var line = "\(s.name.rawValue) CA: phase \(s.phase.rawValue)"
             if let at = s.retireAllowedAt { line += ", retire allowed from \(ISO8601DateFormatter().string(from: at))" }
             print(line)
-            for k in s.keys { print("  \(k.role.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(k.algorithm) \(k.fingerprint)  (\(k.id))") }
+            for k in s.keys {
+                let since = k.activeFromMicros.map { ", active since \(TrustedKey.format($0))" } ?? ", not yet active"
+                print("  \(k.role.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(k.algorithm) \(k.fingerprint)  (\(k.id)\(since))")
+            }
+            // Keys that left the authority: they sign and authorize nothing; the recording ones
+            // still verify what they signed while active.
+            for k in s.retired {
+                let from = k.activeFromMicros.map(TrustedKey.format)
+                let interval = from.map { "active from \($0) until \(TrustedKey.format(k.retiredMicros))" } ?? "never active, dropped \(TrustedKey.format(k.retiredMicros))"
+                print("  verify-only \(k.algorithm) \(k.fingerprint)  (\(k.id), \(k.how), \(interval))")
+            }
         }
     }
 }
@@ -79,13 +89,18 @@ struct CARotate: ParsableCommand {
 struct CAExport: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "export", abstract: "Print CA public keys (TrustedUserCAKeys / @cert-authority) or write the KRL.")
     @OptionGroup var store: StateOptions
-    @Argument(help: "user, target, host or krl") var what: String
+    @Argument(help: "user, target, host, recording or krl") var what: String
     @Option(name: .shortAndLong, help: "Output file (required for krl).") var output: String?
+    @Flag(help: "recording only: also the verify-only keys, each with the interval it was active, for `gatehouse verify --trusted-keys`.")
+    var history = false
 
     func run() throws {
         let ca = try store.open()
         let text: String
+        if history && what != "recording" { throw CLIError("--history applies to `ca export recording` only") }
         switch what {
+        case "recording" where history:
+            text = TrustedKeyFile.serialize(ca.verificationKeys(.recording), comment: "gatehouse-recording-ca").trimmingCharacters(in: .newlines)
         case "krl":
             guard let output else { throw CLIError("`ca export krl` writes a binary file: give -o FILE") }
             do { try Data(ca.revocationList().serialized()).write(to: URL(fileURLWithPath: output)) } catch { throw CLIError("cannot write \(output): \(error.localizedDescription)") }

@@ -9,6 +9,7 @@ struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export", abstract: "Export a recording: raw bytes, ttyrec, asciicast v2/v3, or grep-able text.")
     @OptionGroup var store: RecordingsOptions
+    @OptionGroup var trust: RecordingTrustOptions
     @Argument(help: "Recording id (<session>-ch<n>) or session id.") var id: String
     @Option(help: "raw, ttyrec, asciicast-v2, asciicast-v3 or text.") var format: ExportFormat
     @Option(help: "For raw: stdout, stderr or stdin.") var stream: RecordStream = .stdout
@@ -18,6 +19,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let path = try store.resolve(id)
+        try trust.checkHeader(of: path)
         let until = try at.map(ReplayCommand.parseOffset)
         let handle: FileHandle
         if let output {

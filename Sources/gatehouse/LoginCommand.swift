@@ -25,7 +25,7 @@ struct LoginCommand: ParsableCommand {
     @Option(name: .customLong("ca-file"), help: "PEM CA bundle to verify the server's TLS certificate.") var caFile: String?
     @Option(name: .customLong("task-id"), help: "Context: the task this certificate is for.") var taskID: String?
     @Option(help: "Context: why the certificate is requested.") var reason: String?
-    @Option(help: "The bastion's SSH address for the printed command (default: the server's host, port 2222).") var bastion: String?
+    @Option(help: "The bastion's SSH address host:port for the printed command (default: the first address the issuance answer names).") var bastion: String?
 
     func run() throws {
         guard (tokenFile == nil) != (tokenEnv == nil) else { throw CLIError("give exactly one of --token-file FILE or --token-env VAR") }
@@ -59,11 +59,17 @@ struct LoginCommand: ParsableCommand {
         let certPath = key + "-cert.pub"
         do { try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: certPath)) } catch { throw CLIError("cannot write \(certPath): \(error.localizedDescription)") }
         let scopes = (object["scopes"] as? [String] ?? []).joined(separator: ",")
-        let hostPort = bastion ?? "\(host):2222"
-        let (sshHost, sshPort) = Self.split(hostPort)
+        // The answer names the bastion's SSH addresses (issuance.bastion_addresses, or where
+        // `serve` listens); an older server that names none leaves the server's host, port 2222.
+        let offered = object["bastion_addresses"] as? [String] ?? []
+        let hostPort = bastion ?? offered.first ?? "\(host):2222"
+        var (sshHost, sshPort) = Self.split(hostPort)
+        // A wildcard listen address is not somewhere to connect to: the issuance server's host is.
+        if sshHost == "0.0.0.0" || sshHost == "::" { sshHost = host }
         print("Wrote \(certPath): key id \"\(certificate.keyID)\", serial \(certificate.serial), scopes \(scopes), valid until \(Timestamps.format(certificate.validBefore))")
         print("")
         print("ssh -i \(key) -o CertificateFile=\(certPath) -o IdentitiesOnly=yes -p \(sshPort) TARGET@\(sshHost) -- COMMAND")
+        if bastion == nil && offered.count > 1 { print("# the bastion also answers on: \(offered.dropFirst().joined(separator: ", "))") }
         print("")
         print("""
         Host gatehouse-*

@@ -26,6 +26,12 @@ struct PolicyCheck: ParsableCommand {
     @Option(name: .customLong("remote-forward"), help: "Check a listen address HOST:PORT on the target (ssh -R) instead of a command (with --config).") var remoteForward: String?
     @Argument(parsing: .captureForPassthrough, help: "The exec string (as one argument, or words joined with spaces).") var command: [String] = []
 
+    func validate() throws {
+        // The passthrough argument swallows everything unrecognized, --help included: a command
+        // to check that starts with a dash comes after `--`, so a leading --help/-h is a request for help.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+    }
+
     func run() throws {
         let words = command.first == "--" ? Array(command.dropFirst()) : command
         if let config { return try checkAgainstConfig(config, exec: words.joined(separator: " ")) }

@@ -13,6 +13,7 @@ struct ReplayCommand: ParsableCommand {
             The terminal is restored however the player exits.
             """)
     @OptionGroup var store: RecordingsOptions
+    @OptionGroup var trust: RecordingTrustOptions
     @Argument(help: "Recording id (<session>-ch<n>) or session id.") var id: String
     @Option(help: "Playback speed (0.25 … 64).") var speed: Double = 1
     @Option(name: .customLong("idle-limit"), help: "Cap pauses longer than this many seconds.") var idleLimit: Double?
@@ -21,6 +22,7 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let path = try store.resolve(id)
+        try trust.checkHeader(of: path)
         let playback: RecordingPlayback
         do { playback = try RecordingPlayback(path: path, follow: follow) } catch { throw CLIError("\(error)") }
         let start = try at.map(Self.parseOffset) ?? 0

@@ -82,11 +82,21 @@ struct ServeCommand: ParsableCommand {
         for sig: Int32 in [SIGHUP, SIGTERM, SIGINT] { _ = signal(sig, SIG_IGN) }
         let queue = DispatchQueue(label: "signals")
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        // The file as last loaded, so a reload's audit record can say what changed. Only the
+        // signal queue touches it.
+        let configFile = configuration.sourceFile
+        nonisolated(unsafe) var loadedBytes = configFile.flatMap { FileManager.default.contents(atPath: $0) }.map(Array.init) ?? []
         hangup.setEventHandler {
             do {
                 try server.reload()
                 logger.notice("configuration reloaded")
-                server.context.record(AuditEvent(actor: "gatehouse", action: "server.reload", object: "configuration", outcome: .success))
+                var details: [String: String] = [:]
+                if let configFile {
+                    let fresh = FileManager.default.contents(atPath: configFile).map(Array.init) ?? []
+                    details = ConfigurationDiff(old: loadedBytes, new: fresh).auditDetails
+                    loadedBytes = fresh
+                }
+                server.context.record(AuditEvent(actor: "gatehouse", action: "server.reload", object: "configuration", outcome: .success, details: details))
             } catch {
                 logger.error("reload failed; the previous configuration stays in force", metadata: ["error": "\(error)"])
                 server.context.record(AuditEvent(actor: "gatehouse", action: "server.reload", object: "configuration", outcome: .failure, details: ["reason": "\(error)"]))
@@ -109,7 +119,9 @@ struct ServeCommand: ParsableCommand {
             return source
         }
         server.start()
-        if let issuance {
+        if var issuance {
+            // Agents are told where the SSH front is; by default where it listens.
+            if issuance.bastionAddresses.isEmpty { issuance.bastionAddresses = server.listenAddresses.map(\.description) }
             do {
                 let url = try IssuanceAssembly.start(configuration: issuance, server: server, metrics: metrics, logger: logger)
                 print("issuance: listening on \(url)")

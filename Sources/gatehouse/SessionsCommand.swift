@@ -47,8 +47,7 @@ struct SessionsList: ParsableCommand {
         let index = try store.index()
         let sessions = index.list(filter)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let encoder = RecordingSummary.encoder()
             for summary in sessions { print(String(decoding: try encoder.encode(summary), as: UTF8.self)) }
             return
         }

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Audit
 import CertificateAuthority
 import Foundation
 import Recording
+import SSHCertificates
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,22 +13,34 @@ struct VerifyCommand: ParsableCommand {
             An unfinished recording whose writer is gone (crash, kill -9) is first recovered: its torn tail is cut \
             back to the last good record and a crash end signed by the recording key is appended. Corruption \
             before the end is reported, never repaired. Exit status 1 when any recording fails.
+
+            Recordings are checked against the current recording keys and the verify-only ones a rotation \
+            retired, each only for recordings that started while it was active. --trusted-keys FILE (from \
+            `gatehouse ca export recording --history`) verifies without the state directory (and without recovery).
             """)
     @OptionGroup var store: RecordingsOptions
-    @Option(help: "The state directory holding the CA store (trusted recording keys).") var state: String = "./var/gatehouse"
+    @OptionGroup var trust: RecordingTrustOptions
     @Argument(help: "Recording id (<session>-ch<n>) or session id.") var id: String?
     @Flag(help: "Verify every recording in the directory.") var all = false
     @Flag(name: .customLong("no-recover"), help: "Only report unfinished recordings; do not close them.") var noRecover = false
+
+    static let defaultState = "./var/gatehouse"
 
     func validate() throws {
         if all == (id != nil) { throw ValidationError("give a recording id or --all") }
     }
 
     func run() throws {
-        let ca: CAStore
-        do { ca = try CAStore.open(at: state) } catch { throw CLIError("\(error)") }
-        let trusted = ca.trustedPublicKeys(.recording)
-        guard !trusted.isEmpty else { throw CLIError("the CA store in \(state) has no trusted recording keys") }
+        let trusted = try trust.load(defaultState: Self.defaultState)!
+        // Recovery signs a crash end, so it needs the store's signing key; with an exported key
+        // file unfinished recordings are only reported.
+        let ca: CAStore?
+        if trust.trustedKeys == nil {
+            do { ca = try CAStore.open(at: trust.state ?? Self.defaultState) } catch { throw CLIError("\(error)") }
+        } else {
+            ca = nil
+        }
+        let signer = ca?.signingKey(.recording)
         let paths: [String]
         if all {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: store.recordings)) ?? []
@@ -36,10 +50,14 @@ struct VerifyCommand: ParsableCommand {
         }
         var failures = 0
         for path in paths {
-            if !noRecover {
+            if !noRecover, let signer {
                 do {
-                    if case .closed(let last, let discarded, _) = try RecordingRecovery.recover(path: path, signer: ca.signingKey(.recording)) {
+                    if case .closed(let last, let discarded, _) = try RecordingRecovery.recover(path: path, signer: signer) {
                         print("RECOVERED \(path): writer had died; sealed after record \(last) as ended by crash (\(discarded) torn bytes cut)")
+                        // Closing a recording signs it: audited with the key that signed.
+                        try? ca?.audit.append(AuditEvent(actor: adminActor, action: "recording.recover", object: path, outcome: .success,
+                                                            details: ["last_record": String(last), "discarded_bytes": String(discarded),
+                                                                      "ca_fingerprint": signer.publicKey.fingerprint]))
                     }
                 } catch RecoveryError.live {
                     print("LIVE \(path): still being recorded")
@@ -48,7 +66,7 @@ struct VerifyCommand: ParsableCommand {
                     // Corruption is reported by the verification below, in full.
                 }
             }
-            let report = RecordingVerifier.verify(path: path, trustedKeys: trusted)
+            let report = RecordingVerifier.verify(path: path, trust: trusted)
             print(report.verdict)
             if !report.isIntact { failures += 1 }
         }

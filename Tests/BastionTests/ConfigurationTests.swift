@@ -94,3 +94,60 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try KnownHosts.lookup(file: file.path, host: "example.com", port: 22)) { XCTAssertTrue("\($0)".contains(":1:"), "\($0)") }
     }
 }
+
+extension ConfigurationTests {
+    static let twoTargets = """
+        targets:
+          web-01: {address: 127.0.0.1, login: deploy, host_ca: true}
+          db-01: {address: 127.0.0.1, login: deploy, host_ca: true}
+
+        """
+
+    /// A plain target name in a scope that no target has is a typo: refused at its position.
+    func testScopeNamingAnUnknownPlainTargetIsRefusedWithItsPosition() throws {
+        let yaml = Self.twoTargets + "scopes:\n  ops:\n    targets: [web-01, \"web-*\", \"env=prod\", wbe-02]\n    rights: [shell]\n"
+        let e = try XCTUnwrap(parseError(yaml))
+        XCTAssertEqual(e.key, "scopes.ops.targets[3]")
+        XCTAssertEqual(e.line, 6)
+        XCTAssertEqual(e.column, 44)
+        XCTAssertTrue(e.message.contains("\"wbe-02\" is not a configured target (configured: db-01, web-01)"), e.message)
+        XCTAssertTrue(e.description.hasPrefix("g.yaml:6:44: "), e.description)
+        // Block style: the entry's own line.
+        let block = Self.twoTargets + "scopes:\n  ops:\n    targets:\n      - web-01\n      - db-02\n    rights: [shell]\n"
+        XCTAssertEqual(parseError(block)?.line, 8)
+    }
+
+    func testGlobsLabelsAndKnownNamesNeedNoTarget() throws {
+        let yaml = Self.twoTargets + "scopes:\n  ops:\n    targets: [web-01, db-01, \"cache-*\", \"env=staging\", \"app-[0-9]\"]\n    rights: [shell]\n"
+        XCTAssertEqual(try BastionConfiguration.parse(yaml: yaml, file: "g.yaml").policy.scopes.count, 1)
+        // A policy-only file (no targets section), as `policy check --config` reads, is not checked.
+        XCTAssertNoThrow(try BastionConfiguration.parse(yaml: "scopes:\n  ops: {targets: [db-01], rights: [shell]}\n", file: "p.yaml"))
+    }
+
+    func testReloadDiffNamesWhatChanged() {
+        let old = Self.twoTargets + "scopes:\n  ops: {targets: [web-01], rights: [shell]}\n  gone: {targets: [db-01], rights: [shell]}\n"
+        let new = """
+            # comments and layout do not count
+            targets:
+              db-01: {address: 127.0.0.1, login: deploy, host_ca: true}
+              web-01:
+                login: deploy
+                address: 127.0.0.2
+                host_ca: true
+              cache-01: {address: 127.0.0.1, login: deploy, host_ca: true}
+            scopes:
+              ops: {targets: [web-01], rights: [shell]}
+              fresh: {targets: [cache-01], rights: [shell]}
+
+            """
+        let diff = ConfigurationDiff(old: Array(old.utf8), new: Array(new.utf8))
+        XCTAssertEqual(diff.targets, .init(added: ["cache-01"], removed: [], changed: ["web-01"]))
+        XCTAssertEqual(diff.scopes, .init(added: ["fresh"], removed: ["gone"], changed: []))
+        let details = diff.auditDetails
+        XCTAssertEqual(details["old_sha256"]?.count, 64)
+        XCTAssertNotEqual(details["old_sha256"], details["new_sha256"])
+        XCTAssertEqual(details["targets_changed"], "web-01")
+        XCTAssertNil(details["scopes_changed"])
+        XCTAssertEqual(ConfigurationDiff(old: Array(old.utf8), new: Array(old.utf8)).auditDetails["unchanged"], "true")
+    }
+}

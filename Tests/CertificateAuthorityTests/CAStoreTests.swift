@@ -79,3 +79,21 @@ final class CAStoreTests: XCTestCase {
         XCTAssertEqual(try KeyRevocationList(binary: store.revocationList().serialized()).certificateSections.count, 2)
     }
 }
+
+extension CAStoreTests {
+    /// revocations.json is snake_case now; a file written before (camelCase) still loads and
+    /// still revokes.
+    func testRevocationsFileFromBeforeSnakeCaseStillRevokes() throws {
+        let store = try CAStore.initialize(at: root, actor: "test")
+        let legacy = #"{"keyIDs":[{"ca":"user","keyID":"old-agent"}],"keys":[],"serials":[{"ca":"user","serial":7}],"version":2}"#
+        try legacy.write(toFile: root + "/revocations.json", atomically: true, encoding: .utf8)
+        try store.reload()
+        XCTAssertFalse(accepted(store, try userCert(store, id: "old-agent")))
+        XCTAssertTrue(accepted(store, try userCert(store, id: "new-agent")))
+        try store.revoke(.keyID("newer", ca: .user), actor: "test")
+        let written = try String(contentsOfFile: root + "/revocations.json", encoding: .utf8)
+        XCTAssertTrue(written.contains("\"key_ids\"") && written.contains("\"key_id\" : \"old-agent\""), written)
+        XCTAssertFalse(written.contains("keyID"), written)
+        XCTAssertEqual(store.revocationList().version, 3)
+    }
+}

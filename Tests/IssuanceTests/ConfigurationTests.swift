@@ -129,4 +129,13 @@ final class IssuanceConfigurationTests: XCTestCase {
         guard case .failure(let p) = m.grant(for: joined) else { return XCTFail() }
         XCTAssertEqual(p.check, "principals")
     }
+
+    func testBastionAddressesAreHostPortAndNamedWhenWrong() throws {
+        XCTAssertEqual(try XCTUnwrap(try parse(minimal + "\n  bastion_addresses: [\"ssh.example.com:22\", \"[2001:db8::1]:2222\"]\n")).bastionAddresses,
+                       ["ssh.example.com:22", "[2001:db8::1]:2222"])
+        XCTAssertEqual(try XCTUnwrap(try parse(minimal)).bastionAddresses, [], "empty: serve fills in its listen addresses")
+        let e = refusal(minimal + "\n  bastion_addresses: [\"ssh.example.com\"]\n")
+        XCTAssertEqual(e?.key, "issuance.bastion_addresses[0]")
+        XCTAssertEqual(e?.line, 7)
+    }
 }

@@ -73,6 +73,7 @@ final class HostileTokenTests: XCTestCase {
             XCTAssertEqual(decoded.principals, cert.principals)
             XCTAssertEqual(decoded.valid_after, cert.validAfter)
             XCTAssertEqual(decoded.valid_before, cert.validBefore)
+            XCTAssertEqual(decoded.bastion_addresses, ["bastion.example.com:2222", "[::1]:2200"], "where to connect with it")
             XCTAssertLessThanOrEqual(cert.validBefore - UInt64(Date().timeIntervalSince1970), 300)
         }
     }

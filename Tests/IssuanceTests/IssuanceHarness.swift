@@ -94,6 +94,7 @@ extension IssuanceConfiguration {
         c.mapping.principals = [ClaimTemplate("{sub}"), ClaimTemplate("agent")]
         c.mapping.groupScopes = ["ops": ["ops"], "dev": ["dev-read"], "both": ["ops", "dev-read"]]
         c.rateLimit = .init(perMinute: 6000, burst: 1000)
+        c.bastionAddresses = ["bastion.example.com:2222", "[::1]:2200"]
         return c
     }
 }

@@ -221,3 +221,62 @@ final class ExportTests: XCTestCase {
         }
     }
 }
+
+/// A session without a pty (an exec) has no terminal size: the asciicast export declares the
+/// documented default 80x24 instead of 0x0, which players render as nothing.
+final class NonPtyAsciicastTests: XCTestCase {
+    func makeExecRecording(in directory: String) throws -> String {
+        var header = sampleHeader(id: "exec", command: "uptime")
+        header.terminalType = nil
+        header.columns = 0
+        header.rows = 0
+        let clock = ManualClock()
+        let writer = try RecordingWriter(directory: directory, header: header, signer: testSigner, clock: clock.read, options: noIndex())
+        try writer.append(.stdout, Array(" 12:00:00 up 3 days,  load average: 0.00\n".utf8))
+        clock.advance(seconds: 0.5)
+        try writer.append(.stderr, Array("a line with \u{2028} and \"quotes\"\n".utf8))
+        try writer.exit(status: 0)
+        try writer.finish()
+        return writer.path
+    }
+
+    func testNonPtyExportDeclaresTheDefaultSize() throws {
+        let dir = try TemporaryDirectory()
+        let path = try makeExecRecording(in: dir.path)
+        let (v2, _) = try RecordingExporter.export(path: path, format: .asciicastV2)
+        let v2Header = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(v2.split(separator: 0x0A)[0])) as? [String: Any])
+        XCTAssertEqual(v2Header["width"] as? Int, 80)
+        XCTAssertEqual(v2Header["height"] as? Int, 24)
+        let (v3, _) = try RecordingExporter.export(path: path, format: .asciicastV3)
+        let v3Header = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(v3.split(separator: 0x0A)[0])) as? [String: Any])
+        let term = try XCTUnwrap(v3Header["term"] as? [String: Any])
+        XCTAssertEqual(term["cols"] as? Int, 80)
+        XCTAssertEqual(term["rows"] as? Int, 24)
+        for line in v3.split(separator: 0x0A) { XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(line))) }
+    }
+
+    /// Debian's asciinema (2.x reads v2) parses and plays the export. It insists on a terminal,
+    /// so it runs under util-linux `script`, which gives it a pty.
+    func testAsciinemaPlaysTheNonPtyExport() throws {
+        for tool in ["/usr/bin/asciinema", "/usr/bin/script"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw XCTSkip("\(tool) is not installed (apt-get install asciinema util-linux)")
+        }
+        let dir = try TemporaryDirectory()
+        let (v2, _) = try RecordingExporter.export(path: try makeExecRecording(in: dir.path), format: .asciicastV2)
+        let cast = dir.path + "/exec.cast"
+        writeBytes(v2, to: cast)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "asciinema play -s 20 '\(cast)'", "/dev/null"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("load average: 0.00"), text)
+        XCTAssertTrue(text.contains("a line with \u{2028} and \"quotes\""), text)
+    }
+}

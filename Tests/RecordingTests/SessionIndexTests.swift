@@ -63,3 +63,26 @@ final class SessionIndexTests: XCTestCase {
         XCTAssertEqual(try SessionIndex.load(directory: dir.path).find("a"), expected)
     }
 }
+
+extension SessionIndexTests {
+    /// Index lines are snake_case now; lines an older Gatehouse wrote (camelCase) still load.
+    func testIndexLinesAreSnakeCaseAndOldCamelCaseLinesStillLoad() throws {
+        let dir = try TemporaryDirectory()
+        try record(dir.path, id: "new", subject: "alice", target: "web-01", scopes: ["x"], command: "id", start: 5, exit: 0)
+        let indexPath = dir.path + "/" + SessionIndex.fileName
+        let line = String(decoding: fileBytes(indexPath), as: UTF8.self)
+        for key in ["\"recording_id\"", "\"start_time_micros\"", "\"certificate_key_id\"", "\"final_hash\"", "\"exit_status\""] {
+            XCTAssertTrue(line.contains(key), "\(key) in \(line)")
+        }
+        XCTAssertFalse(line.contains("recordingID") || line.contains("Micros") || line.contains("KeyID"), line)
+        let legacy = #"{"certificateKeyID":"agent-old","certificateSerial":9,"channel":0,"command":"uptime","context":"t","durationMicros":7,"exitStatus":0,"fileSize":100,"finalHash":"ab","inputRecorded":false,"login":"deploy","recordCount":3,"recordingID":"old-ch0","scopes":["ops"],"sessionID":"old","sourceAddress":"127.0.0.1:1","startTimeMicros":4,"state":"normal","subject":"bob","target":"db-01","totals":{"stderr":0,"stdin":0,"stdout":12}}"#
+        writeBytes(Array((legacy + "\n").utf8) + fileBytes(indexPath), to: indexPath)
+        let index = try SessionIndex.load(directory: dir.path)
+        XCTAssertEqual(index.skippedLines, [])
+        let old = try XCTUnwrap(index.find("old"))
+        XCTAssertEqual(old.certificateKeyID, "agent-old")
+        XCTAssertEqual(old.startTimeMicros, 4)
+        XCTAssertEqual(old.totals.stdout, 12)
+        XCTAssertEqual(index.find("new")?.subject, "alice")
+    }
+}

@@ -126,7 +126,12 @@ extension BastionConfiguration {
                 c.targets[name] = try parseTarget(name: name, node: value, reader: r)
             }
         }
-        if let scopes = r.node(top, "scopes") { c.policy = try PolicySet.parse(node: scopes, file: file) }
+        if let scopes = r.node(top, "scopes") {
+            c.policy = try PolicySet.parse(node: scopes, file: file)
+            // A file without a targets section is a policy-only file (`policy check --config`):
+            // there is nothing to check names against.
+            if r.node(top, "targets") != nil { try checkScopeTargets(scopes, targets: Set(c.targets.keys), reader: r) }
+        }
         return c
     }
 

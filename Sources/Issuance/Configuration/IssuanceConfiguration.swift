@@ -19,6 +19,10 @@ public struct IssuanceConfiguration: Sendable {
     /// Largest request body and bearer token accepted; larger ones get 413 before any parsing.
     public var maxBodyBytes = 16 * 1024
     public var maxTokenBytes = 16 * 1024
+    /// The bastion's SSH address(es) as agents reach it (`host:port`, e.g. a load balancer's),
+    /// returned in every issuance answer so `gatehouse login` prints a command that works.
+    /// Empty in the file: `serve` fills in the addresses the SSH front listens on.
+    public var bastionAddresses: [String] = []
 
     public init() {}
 

@@ -27,7 +27,7 @@ extension IssuanceConfiguration {
     static func parse(node: Node, reader r: YAMLReader, knownScopes: Set<String>?) throws -> IssuanceConfiguration {
         var c = IssuanceConfiguration()
         let m = try r.mapping(node, "issuance")
-        try r.onlyKeys(m, ["listen", "tls", "issuers", "mapping", "max_ttl", "default_ttl", "rate_limit", "max_body_bytes", "max_token_bytes"], "issuance")
+        try r.onlyKeys(m, ["listen", "tls", "issuers", "mapping", "max_ttl", "default_ttl", "rate_limit", "max_body_bytes", "max_token_bytes", "bastion_addresses"], "issuance")
         if let n = r.node(m, "listen") {
             let text = try r.string(n, "issuance.listen")
             guard let address = ListenAddress(text) else { throw r.error(n, "issuance.listen", "\"\(text)\" is not host:port or [v6]:port") }
@@ -58,6 +58,15 @@ extension IssuanceConfiguration {
             try r.onlyKeys(l, ["per_minute", "burst"], "issuance.rate_limit")
             c.rateLimit.perMinute = try r.int(l, "per_minute", "issuance.rate_limit", in: 1...1_000_000) ?? c.rateLimit.perMinute
             c.rateLimit.burst = try r.int(l, "burst", "issuance.rate_limit", in: 1...1_000_000) ?? c.rateLimit.burst
+        }
+        if let n = r.node(m, "bastion_addresses") {
+            for (i, item) in try r.sequence(n, "issuance.bastion_addresses").enumerated() {
+                let text = try r.string(item, "issuance.bastion_addresses[\(i)]")
+                guard ListenAddress(text) != nil else {
+                    throw r.error(item, "issuance.bastion_addresses[\(i)]", "\"\(text)\" is not host:port or [v6]:port")
+                }
+                c.bastionAddresses.append(text)
+            }
         }
         if let n = r.node(m, "mapping") { c.mapping = try parseMapping(n, "issuance.mapping", r, knownScopes: knownScopes) }
         guard let list = r.node(m, "issuers") else {

@@ -131,7 +131,8 @@ public final class CertificateIssuer: Sendable {
         }
         return .success(IssuanceResponse(certificate: certificate.openSSHLine, serial: certificate.serial, key_id: certificate.keyID,
                                          principals: certificate.principals, scopes: grant.scopes, context: context ?? "",
-                                         valid_after: certificate.validAfter, valid_before: certificate.validBefore))
+                                         valid_after: certificate.validAfter, valid_before: certificate.validBefore,
+                                         bastion_addresses: configuration.bastionAddresses))
     }
 
     /// `Authorization: Bearer <token>`, exactly: one scheme (case-insensitive, RFC 9110), one

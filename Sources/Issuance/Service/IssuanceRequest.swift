@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JSONWriting
 import SSHCertificates
 
 /// `POST /v1/certificates` body, parsed strictly: unknown keys, wrong types and out-of-range
@@ -94,27 +95,13 @@ public struct AgentContext: Sendable, Equatable {
     /// The `context@gatehouse` value: a JSON object with sorted keys, so it is both readable
     /// and parseable by tools, and JSON escaping keeps control characters out of it.
     public var extensionValue: String {
-        var members: [String] = []
-        if let promptSHA256 { members.append("\"prompt_sha256\":" + Self.quote(promptSHA256)) }
-        if let reason { members.append("\"reason\":" + Self.quote(reason)) }
-        if let taskID { members.append("\"task_id\":" + Self.quote(taskID)) }
-        return "{" + members.joined(separator: ",") + "}"
-    }
-
-    /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
-    static func quote(_ s: String) -> String {
-        // The common case (base64 certificates, hex, names) needs no escaping: no per-scalar copy.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return "\"" + s + "\"" }
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where u.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
+        var w = JSONWriter()
+        w.beginObject()
+        if let promptSHA256 { w.member("prompt_sha256", promptSHA256) }
+        if let reason { w.member("reason", reason) }
+        if let taskID { w.member("task_id", taskID) }
+        w.endObject()
+        return w.text
     }
 }
 
@@ -128,12 +115,23 @@ public struct IssuanceResponse: Sendable, Codable, Equatable {
     public var context: String
     public var valid_after: UInt64
     public var valid_before: UInt64
+    /// Where to connect with the certificate: the bastion's SSH addresses (`host:port`).
+    public var bastion_addresses: [String]
 
-    /// The body, keys sorted, written by hand: JSONEncoder was a measurable share of each issuance.
+    /// The body, keys sorted, written by the JSON writer: JSONEncoder was a measurable share of each issuance.
     public var json: String {
-        let q = AgentContext.quote
-        return "{\"certificate\":\(q(certificate)),\"context\":\(q(context)),\"key_id\":\(q(key_id)),"
-            + "\"principals\":[\(principals.map(q).joined(separator: ","))],\"scopes\":[\(scopes.map(q).joined(separator: ","))],"
-            + "\"serial\":\(serial),\"valid_after\":\(valid_after),\"valid_before\":\(valid_before)}"
+        var w = JSONWriter(capacity: 1024 + certificate.utf8.count)
+        w.beginObject()
+        w.member("bastion_addresses", strings: bastion_addresses)
+        w.member("certificate", certificate)
+        w.member("context", context)
+        w.member("key_id", key_id)
+        w.member("principals", strings: principals)
+        w.member("scopes", strings: scopes)
+        w.member("serial", serial)
+        w.member("valid_after", valid_after)
+        w.member("valid_before", valid_before)
+        w.endObject()
+        return w.text
     }
 }

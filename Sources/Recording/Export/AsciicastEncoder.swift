@@ -1,3 +1,5 @@
+import JSONWriting
+
 /// asciicast v2 (absolute times) and v3 (intervals, `term` header, `x` exit event).
 /// stdout and stderr both become "o" (both reached the terminal), stdin "i", resize "r",
 /// markers "m". Each stream has its own UTF-8 decoder so a character split across records of
@@ -12,20 +14,43 @@ struct AsciicastEncoder: ExportEncoder {
 
     var replacedBytes: Int { decoders.values.reduce(0) { $0 + $1.replacedBytes } }
 
+    /// The terminal size a player should open: the pty's, or for a session without a pty (an
+    /// exec, which has no terminal size) 80x24, the classic default; players render nothing for
+    /// a declared 0x0 terminal.
+    static let defaultSize = (columns: 80, rows: 24)
+
+    static func terminalSize(_ header: SessionHeader) -> (columns: Int, rows: Int) {
+        header.columns > 0 && header.rows > 0 ? (header.columns, header.rows) : defaultSize
+    }
+
     func begin(_ header: SessionHeader) -> [UInt8] {
-        var fields: [String] = ["\"version\": \(version)"]
         let term = header.terminalType ?? "xterm-256color"
+        let size = Self.terminalSize(header)
+        var w = JSONWriter(layout: .spaced)
+        w.beginObject()
+        w.member("version", version)
         if version == 2 {
-            fields.append("\"width\": \(header.columns)")
-            fields.append("\"height\": \(header.rows)")
+            w.member("width", size.columns)
+            w.member("height", size.rows)
         } else {
-            fields.append("\"term\": {\"cols\": \(header.columns), \"rows\": \(header.rows), \"type\": \(string(term))}")
+            w.key("term")
+            w.beginObject()
+            w.member("cols", size.columns)
+            w.member("rows", size.rows)
+            w.member("type", term)
+            w.endObject()
         }
-        fields.append("\"timestamp\": \(header.startTimeMicros / 1_000_000)")
-        if let command = header.command { fields.append("\"command\": \(string(command))") }
-        fields.append("\"title\": \(string("\(header.subject) → \(header.login)@\(header.target): \(header.commandDescription)"))")
-        if version == 2 { fields.append("\"env\": {\"TERM\": \(string(term))}") }
-        return Array(("{" + fields.joined(separator: ", ") + "}\n").utf8)
+        w.member("timestamp", header.startTimeMicros / 1_000_000)
+        if let command = header.command { w.member("command", command) }
+        w.member("title", "\(header.subject) → \(header.login)@\(header.target): \(header.commandDescription)")
+        if version == 2 {
+            w.key("env")
+            w.beginObject()
+            w.member("TERM", term)
+            w.endObject()
+        }
+        w.endObject()
+        return w.bytes + [0x0A]
     }
 
     mutating func encode(_ record: Record) -> [UInt8] {
@@ -33,14 +58,14 @@ struct AsciicastEncoder: ExportEncoder {
         case .data(let stream, let bytes):
             let text = decoders[stream]!.decode(bytes)
             guard !text.isEmpty else { return [] }
-            return event(record.timeMicros, stream == .stdin ? "i" : "o", JSONText.quoted(text))
+            return event(record.timeMicros, stream == .stdin ? "i" : "o", .utf8(text))
         case .resize(let size):
-            return event(record.timeMicros, "r", JSONText.quoted("\(size.columns)x\(size.rows)"))
+            return event(record.timeMicros, "r", .text("\(size.columns)x\(size.rows)"))
         case .marker(let label):
-            return event(record.timeMicros, "m", JSONText.quoted(label))
+            return event(record.timeMicros, "m", .text(label))
         case .exit(let outcome):
             guard version == 3 else { return [] }
-            return event(record.timeMicros, "x", JSONText.quoted(Self.exitCode(outcome)))
+            return event(record.timeMicros, "x", .text(Self.exitCode(outcome)))
         case .header, .checkpoint, .end:
             lastTime = max(lastTime, record.timeMicros)
             return []
@@ -51,7 +76,7 @@ struct AsciicastEncoder: ExportEncoder {
         var out: [UInt8] = []
         for stream in RecordStream.allCases {
             let rest = decoders[stream]!.finish()
-            if !rest.isEmpty { out += event(lastTime, stream == .stdin ? "i" : "o", JSONText.quoted(rest)) }
+            if !rest.isEmpty { out += event(lastTime, stream == .stdin ? "i" : "o", .utf8(rest)) }
         }
         return out
     }
@@ -67,17 +92,27 @@ struct AsciicastEncoder: ExportEncoder {
         }
     }
 
-    private mutating func event(_ time: UInt64, _ code: String, _ data: [UInt8]) -> [UInt8] {
+    /// An event's data: bytes from a stream decoder (valid UTF-8) or text.
+    private enum EventData { case utf8([UInt8]), text(String) }
+
+    private mutating func event(_ time: UInt64, _ code: String, _ data: EventData) -> [UInt8] {
         let stamp: UInt64
         if version == 2 { stamp = time } else { stamp = time >= previousTime ? time - previousTime : 0; previousTime = time }
         lastTime = max(lastTime, time)
-        return Array("[\(Self.seconds(stamp)), \"\(code)\", ".utf8) + data + Array("]\n".utf8)
+        var w = JSONWriter(layout: .spaced)
+        w.beginArray()
+        w.number(literal: Self.seconds(stamp))
+        w.string(code)
+        switch data {
+        case .utf8(let bytes): w.string(utf8: bytes)
+        case .text(let text): w.string(text)
+        }
+        w.endArray()
+        return w.bytes + [0x0A]
     }
 
     static func seconds(_ micros: UInt64) -> String {
         let fraction = String(micros % 1_000_000)
         return "\(micros / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
     }
-
-    private func string(_ text: String) -> String { String(decoding: JSONText.quoted(text), as: UTF8.self) }
 }

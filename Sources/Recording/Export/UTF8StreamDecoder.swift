@@ -67,27 +67,3 @@ struct UTF8StreamDecoder {
         replacedBytes += count
     }
 }
-
-/// JSON string literal (with quotes) for valid UTF-8 bytes.
-enum JSONText {
-    static func quoted(_ utf8: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [0x22]
-        out.reserveCapacity(utf8.count + 8)
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        for byte in utf8 {
-            switch byte {
-            case 0x22: out += [0x5C, 0x22]
-            case 0x5C: out += [0x5C, 0x5C]
-            case 0x0A: out += [0x5C, 0x6E]
-            case 0x0D: out += [0x5C, 0x72]
-            case 0x09: out += [0x5C, 0x74]
-            case 0x00..<0x20, 0x7F: out += [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: out.append(byte)
-            }
-        }
-        out.append(0x22)
-        return out
-    }
-
-    static func quoted(_ text: String) -> [UInt8] { quoted(Array(text.utf8)) }
-}

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `sessions list` shows without opening the recording: one line of the session index.
 public struct RecordingSummary: Sendable, Equatable, Codable {
     public var recordingID: String
@@ -27,6 +29,42 @@ public struct RecordingSummary: Sendable, Equatable, Codable {
     public var fileSize: UInt64
 
     public var commandDescription: String { command ?? "shell" }
+
+    /// snake_case on disk and in `sessions list --json`, like every JSON Gatehouse writes.
+    enum CodingKeys: String, CodingKey {
+        case recordingID = "recording_id", sessionID = "session_id", channel, subject, target, login, command, scopes, context
+        case sourceAddress = "source_address", certificateKeyID = "certificate_key_id", certificateSerial = "certificate_serial"
+        case inputRecorded = "input_recorded", startTimeMicros = "start_time_micros", durationMicros = "duration_micros"
+        case state, exitStatus = "exit_status", exitSignal = "exit_signal", totals, recordCount = "record_count"
+        case finalHash = "final_hash", fileSize = "file_size"
+    }
+
+    /// The names index lines had before they were snake_case (camelCase, as the Swift
+    /// properties): read so an index written by an older Gatehouse still loads.
+    static let legacyKeys: [String: String] = [
+        "recordingID": "recording_id", "sessionID": "session_id", "sourceAddress": "source_address",
+        "certificateKeyID": "certificate_key_id", "certificateSerial": "certificate_serial", "inputRecorded": "input_recorded",
+        "startTimeMicros": "start_time_micros", "durationMicros": "duration_micros", "exitStatus": "exit_status",
+        "exitSignal": "exit_signal", "recordCount": "record_count", "finalHash": "final_hash", "fileSize": "file_size",
+    ]
+
+    /// A decoder for index lines of either vintage.
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .custom { path in
+            let key = path.last!
+            guard key.intValue == nil, let renamed = legacyKeys[key.stringValue] else { return key }
+            return CodingKeys(stringValue: renamed) ?? key
+        }
+        return decoder
+    }
+
+    /// The encoder for index lines and `--json`: one line, keys sorted.
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
 
     init(header: SessionHeader, recordingID: String, end: RecordingEnd?, state: String? = nil, durationMicros: UInt64,
          exit: ExitOutcome?, totals: StreamTotals, recordCount: UInt64, finalHash: String, fileSize: UInt64) {

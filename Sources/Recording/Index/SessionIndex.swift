@@ -19,8 +19,7 @@ public struct SessionIndex: Sendable {
 
     /// Appends `summary` to the index (O_APPEND, one write, under flock, fdatasync).
     public static func record(_ summary: RecordingSummary, directory: String) throws(SessionIndexError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = RecordingSummary.encoder()
         guard var line = try? encoder.encode(summary) else { throw .io(path: directory, reason: "summary does not encode") }
         line.append(0x0A)
         let path = directory + "/" + fileName
@@ -58,7 +57,7 @@ public struct SessionIndex: Sendable {
     /// Decodes the index lines. Fast path: all lines as one JSON array (one decoder pass, several
     /// times faster than a decoder call per line); if that fails, line by line, skipping damage.
     private mutating func read(lines data: Data) {
-        let decoder = JSONDecoder()
+        let decoder = RecordingSummary.decoder()
         var ranges: [Range<Int>] = []
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var lineStart = 0
@@ -113,8 +112,7 @@ public struct SessionIndex: Sendable {
         }
         var lines = Data()
         var index = SessionIndex(directory: directory, summaries: [:], skippedLines: [])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = RecordingSummary.encoder()
         for name in names.sorted() {
             guard RecordingFiles.recordingID(ofPath: name) != nil,
                   let summary = try? fullSummary(path: directory + "/" + name) else { continue }

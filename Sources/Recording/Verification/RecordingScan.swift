@@ -29,7 +29,7 @@ struct RecordingScan {
     /// A header that cannot be read ends the scan before there is a recording to describe.
     struct HeaderFailure: Error { var problem: VerificationProblem }
 
-    static func run(path: String, trustedKeys: [SSHPublicKey]? = nil) throws -> RecordingScan {
+    static func run(path: String, trustedKeys: [TrustedKey]? = nil) throws -> RecordingScan {
         let scanner = try FrameScanner(path: path, trackChain: true)
         func fail(_ kind: VerificationProblem.Kind, _ offset: UInt64, _ message: String) -> HeaderFailure {
             HeaderFailure(problem: VerificationProblem(kind: kind, record: 0, offset: offset, message: message))
@@ -56,15 +56,24 @@ struct RecordingScan {
         var scan = RecordingScan(header: headerRecord.session, headerKey: key, chainHash: first.chainHash,
                                  goodEnd: first.end, fileSize: scanner.fileSize)
         scan.recordCount = 1
-        if let trustedKeys, !trustedKeys.contains(key) {
-            scan.problems.append(VerificationProblem(kind: .untrustedKey, record: 0, offset: first.offset,
-                message: "the recording key \(key.fingerprint) named in the header is not one of the \(trustedKeys.count) trusted recording keys"))
+        if let trustedKeys {
+            // A verify-only (retired) key vouches only for recordings that started while it was
+            // active: the start time is in the header the key itself signed over.
+            switch TrustedKey.check(key, atMicros: headerRecord.session.startTimeMicros, in: trustedKeys, what: "the recording's start time") {
+            case nil: break
+            case .unknown:
+                scan.problems.append(VerificationProblem(kind: .untrustedKey, record: 0, offset: first.offset,
+                    message: "the recording key \(key.fingerprint) named in the header is not one of the \(trustedKeys.count) trusted recording keys (current or verify-only)"))
+            case .outsideInterval(let reason):
+                scan.problems.append(VerificationProblem(kind: .keyOutsideInterval, record: 0, offset: first.offset,
+                    message: "the recording key \(key.fingerprint) named in the header did not sign recordings at that time: \(reason)"))
+            }
         }
         scan.continueScan(scanner, trustedKeys: trustedKeys)
         return scan
     }
 
-    private mutating func continueScan(_ scanner: FrameScanner, trustedKeys: [SSHPublicKey]?) {
+    private mutating func continueScan(_ scanner: FrameScanner, trustedKeys: [TrustedKey]?) {
         while true {
             let step: ScanStep
             do { step = try scanner.next() } catch {
@@ -95,7 +104,7 @@ struct RecordingScan {
     }
 
     /// Checks one frame; false (with a problem recorded) when scanning must stop.
-    private mutating func accept(_ frame: Frame, scanner: FrameScanner, trustedKeys: [SSHPublicKey]?) -> Bool {
+    private mutating func accept(_ frame: Frame, scanner: FrameScanner, trustedKeys: [TrustedKey]?) -> Bool {
         let index = recordCount
         let at = frame.offset
         if let end {
@@ -144,8 +153,15 @@ struct RecordingScan {
                 do { signer = try SSHPublicKey(blob: crash.signerKeyBlob) } catch {
                     problem(.malformedRecord, index, at, "crash end names a signer key that does not parse: \(error)"); return false
                 }
-                if let trustedKeys, !trustedKeys.contains(signer) {
-                    problem(.untrustedKey, index, at, "the crash end is signed by \(signer.fingerprint), which is not a trusted recording key")
+                if let trustedKeys {
+                    // Recovery signs with the key current when it ran: check that key at that time.
+                    switch TrustedKey.check(signer, atMicros: crash.recoveredAtMicros, in: trustedKeys, what: "the recovery time") {
+                    case nil: break
+                    case .unknown:
+                        problem(.untrustedKey, index, at, "the crash end is signed by \(signer.fingerprint), which is not a trusted recording key")
+                    case .outsideInterval(let reason):
+                        problem(.keyOutsideInterval, index, at, "the crash end is signed by \(signer.fingerprint), which did not sign at that time: \(reason)")
+                    }
                 }
                 guard signatureValid(index, at, "crash end", crash.signatureBlob, crash.message(sequence: index, time: time), key: signer) else { return false }
                 signedThrough = index

@@ -43,6 +43,13 @@ public enum RecordingVerifier {
     /// crash-end signature against `trustedKeys`, and completeness. Never throws: a recording that
     /// cannot even be opened is a report with a problem.
     public static func verify(path: String, trustedKeys: [SSHPublicKey]) -> VerificationReport {
+        verify(path: path, trust: trustedKeys.map { TrustedKey(key: $0) })
+    }
+
+    /// As above, each key trusted only for recordings that started inside its interval (the
+    /// current and verify-only recording keys, `CAStore.verificationKeys(.recording)` or a
+    /// `TrustedKeyFile`).
+    public static func verify(path: String, trust trustedKeys: [TrustedKey]) -> VerificationReport {
         let scan: RecordingScan
         do { scan = try RecordingScan.run(path: path, trustedKeys: trustedKeys) } catch {
             let problem: VerificationProblem = switch error {

@@ -14,6 +14,8 @@ public struct VerificationProblem: Sendable, Equatable, CustomStringConvertible 
         case totalsMismatch = "totals-mismatch"
         case badSignature = "bad-signature"
         case untrustedKey = "untrusted-key"
+        /// Signed by a known key, but one that was not active at the time the recording claims.
+        case keyOutsideInterval = "key-outside-interval"
         case truncated
         case unfinished
         case dataAfterEnd = "data-after-end"
