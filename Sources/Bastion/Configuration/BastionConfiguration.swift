@@ -46,7 +46,7 @@ public struct Limits: Sendable {
     /// at random, more often as the count nears `maxUnauthenticated` (sshd's MaxStartups start:rate:full).
     public var earlyDropStart = 64
     /// Accepted connections that wait for an unauthenticated slot (beyond the kernel's listen
-    /// backlog of 512); past this, and after 60 s (or twice the login grace) of waiting, a clean refusal.
+    /// backlog of 512); past this, and after 120 s (or twice the login grace) of waiting, a clean refusal.
     public var maxQueued = 1024
     /// Penalties for sources that fail or never authenticate (OpenSSH 9.8's PerSourcePenalties).
     public var penalties = PenaltySettings()

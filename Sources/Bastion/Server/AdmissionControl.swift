@@ -11,7 +11,7 @@ import Synchronization
 /// - when every slot is taken, a connection from a source holding fewer slots than the heaviest
 ///   one takes the slot of that source's oldest connection (which is shut down), so a flood only
 ///   ever displaces itself; otherwise it waits in the queue;
-/// - the queue is bounded (`max_queued`) and a wait by 60 s (or twice the login grace); past either,
+/// - the queue is bounded (`max_queued`) and a wait by 120 s (or twice the login grace); past either,
 ///   a clean refusal (one line of text, then close);
 /// - sources that fail (garbage, failed key exchange, the grace run out) earn penalty seconds
 ///   (OpenSSH 9.8's PerSourcePenalties); a standing penalty of `min` or more refuses the source
@@ -78,9 +78,9 @@ public final class AdmissionControl: Sendable {
 
     func setLimits(_ limits: Limits) { state.withLock { $0.limits = limits } }
 
-    /// How long a connection may wait in the queue: a minute, or twice the login grace if longer
-    /// (sshd's own LoginGraceTime is two minutes; the kernel's backlog waits without bound).
-    static func queueWaitSeconds(_ limits: Limits) -> Int { max(60, 2 * limits.loginGraceSeconds) }
+    /// How long a connection may wait in the queue: two minutes (sshd's LoginGraceTime), or twice
+    /// the login grace if longer. A burst waits its turn; a client that gave up is refused.
+    static func queueWaitSeconds(_ limits: Limits) -> Int { max(120, 2 * limits.loginGraceSeconds) }
 
     /// Unauthenticated connections holding a slot now.
     public var inFlight: Int { state.withLock { $0.holding } }

@@ -40,7 +40,8 @@ public final class ServerContext: Sendable {
     @discardableResult
     public func record(_ event: AuditEvent) -> Bool {
         do {
-            _ = try audit.append(event)
+            // Connections audit concurrently: their records share writes and fsyncs.
+            _ = try audit.appendSharingSync(event)
             return true
         } catch {
             logger.critical("audit log write failed", metadata: ["error": "\(error)", "action": "\(event.action)"])
