@@ -25,7 +25,10 @@ let package = Package(
         // Linux and glibc calls Swift's Glibc module leaves out (fallocate, malloc_trim, eventfd, accept4).
         .target(name: "CSystemCalls"),
         // OpenSSH keys, certificates, signatures, validation rules and KRLs. No libssh.
+        // The one refusal shape (code, rule, reason) every module states its refusals in.
+        .target(name: "Refusals", dependencies: ["JSONWriting"]),
         .target(name: "SSHCertificates", dependencies: [
+            "Refusals",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
@@ -39,7 +42,7 @@ let package = Package(
         // The three certificate authorities, their keys, lifecycle and rotation.
         .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
         // Command allowlists: the POSIX shell word splitter, patterns and decisions.
-        .target(name: "Policy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Policy", dependencies: ["Refusals", "JSONWriting", .product(name: "Yams", package: "Yams")]),
         // Session recordings: format, writer, recovery, reader, verification, export, index.
         .target(name: "Recording", dependencies: [
             "SSHCertificates", "CSystemCalls", "JSONWriting",
@@ -47,14 +50,14 @@ let package = Package(
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
-            "CLibSSH", "CSystemCalls", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
+            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         // OIDC token verification, claim mapping and the HTTP issuance service (hummingbird).
         .target(name: "Issuance", dependencies: [
-            "SSHCertificates", "CertificateAuthority", "Audit", "Policy", "JSONWriting",
+            "SSHCertificates", "CertificateAuthority", "Audit", "Policy", "JSONWriting", "Refusals",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -1,4 +1,6 @@
 import Foundation
+import JSONWriting
+import Refusals
 
 /// What an agent asks for on a session channel.
 public enum ChannelRequest: Sendable, Equatable {
@@ -31,7 +33,7 @@ public enum ChannelRequest: Sendable, Equatable {
 }
 
 /// Why a request was denied, in a form an agent can act on.
-public struct PolicyDenial: Sendable, Equatable {
+public struct PolicyDenial: RefusalConvertible, Equatable {
     public enum Code: String, Sendable {
         case noScope = "no-scope-reaches-target"
         case rightNotGranted = "right-not-granted"
@@ -45,8 +47,10 @@ public struct PolicyDenial: Sendable, Equatable {
 
     public let code: Code
     public let reason: String
-    /// For command refusals, the splitter's or matcher's rule (e.g. `shell-operator`).
-    public let rule: String?
+    /// The rule that decided: for command refusals the splitter's or matcher's rule (e.g.
+    /// `shell-operator`), otherwise the part of the scope that refused (`targets`, `rights`,
+    /// `forwards`, `remote_forwards`, `env`).
+    public let rule: String
     public let scopesTried: [String]
     public let unknownScopes: [String]
     public let acceptedPatterns: [String]
@@ -60,12 +64,35 @@ public struct PolicyDenial: Sendable, Equatable {
         return text + "\ngatehouse-denial: " + json + "\n"
     }
 
+    /// The refusal's `code`, `rule` and `reason`, with what an agent needs to retry: the scopes
+    /// tried, the unknown ones, the patterns that would be accepted, the exit status.
     public var json: String {
-        var object: [String: Any] = ["code": code.rawValue, "reason": reason, "scopes_tried": scopesTried,
-                                     "unknown_scopes": unknownScopes, "accepted_patterns": acceptedPatterns, "exit_status": Int(Self.exitStatus)]
-        if let rule { object["rule"] = rule }
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        var writer = JSONWriter()
+        writer.beginObject()
+        func strings(_ values: [String]) {
+            writer.beginArray()
+            for value in values { writer.string(value) }
+            writer.endArray()
+        }
+        writer.key("accepted_patterns"); strings(acceptedPatterns)
+        writer.key("code"); writer.string(code.rawValue)
+        writer.key("exit_status"); writer.number(Self.exitStatus)
+        writer.key("reason"); writer.string(reason)
+        writer.key("rule"); writer.string(rule)
+        writer.key("scopes_tried"); strings(scopesTried)
+        writer.key("unknown_scopes"); strings(unknownScopes)
+        writer.endObject()
+        return writer.text
+    }
+
+    public var refusal: Refusal { Refusal(code: code.rawValue, rule: rule, reason: reason) }
+
+    static func defaultRule(_ code: Code) -> String {
+        switch code {
+        case .noScope: return "targets"
+        case .rightNotGranted, .notAllowed: return "rights"
+        case .command: return "commands"
+        }
     }
 }
 
@@ -97,7 +124,8 @@ public struct PolicySet: Sendable {
     public func decide(scopes names: [String], target: TargetDescriptor, request: ChannelRequest) -> PolicyDecision {
         let (reaching, unknown) = applicable(names, to: target)
         func deny(_ code: PolicyDenial.Code, _ reason: String, rule: String? = nil, patterns: [String] = []) -> PolicyDecision {
-            .deny(PolicyDenial(code: code, reason: reason, rule: rule, scopesTried: reaching.map(\.name), unknownScopes: unknown, acceptedPatterns: patterns))
+            .deny(PolicyDenial(code: code, reason: reason, rule: rule ?? PolicyDenial.defaultRule(code), scopesTried: reaching.map(\.name),
+                               unknownScopes: unknown, acceptedPatterns: patterns))
         }
         guard !reaching.isEmpty else { return deny(.noScope, "no scope of this certificate reaches target \"\(target.name)\"") }
         let right = request.right

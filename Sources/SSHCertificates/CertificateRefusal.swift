@@ -1,8 +1,9 @@
 import Foundation
+import Refusals
 
 /// Why a certificate was refused. Each case is one rule's precise reason; `code` is a stable
 /// machine-readable name for audit events and metrics.
-public enum CertificateRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+public enum CertificateRefusal: RefusalConvertible, Equatable, CustomStringConvertible {
     case malformed(CertificateParseError)
     case notACertificate(keyType: String)
     case wrongCertificateType(expected: CertificateType, found: CertificateType)
@@ -21,6 +22,26 @@ public enum CertificateRefusal: Error, Sendable, Equatable, CustomStringConverti
     case sourceAddressUnknownPeer
     case malformedOption(CertificateParseError)
     case lifetimeTooLong(seconds: UInt64, maximum: UInt64)
+
+    public var refusal: Refusal { Refusal(code: code, rule: rule, reason: description) }
+
+    /// The validator rule that refuses this way (`CertificateRules.swift`; parsing and the
+    /// certificate-only check happen before the rules, in `CertificateValidator`).
+    public var rule: String {
+        switch self {
+        case .malformed, .notACertificate: return "CertificateValidator"
+        case .wrongCertificateType: return "CertificateTypeRule"
+        case .signatureAlgorithmRefused, .badSignature: return "CASignatureRule"
+        case .rsaKeyTooSmall: return "RSAKeySizeRule"
+        case .revoked: return "RevocationRule"
+        case .untrustedCA: return "TrustedCARule"
+        case .notYetValid, .expired: return "ValidityWindowRule"
+        case .noPrincipals, .principalNotAllowed: return "PrincipalsRule"
+        case .unknownCriticalOption, .unsupportedCriticalOption: return "CriticalOptionsRule"
+        case .sourceAddressMismatch, .sourceAddressUnknownPeer, .malformedOption: return "OptionValuesRule"
+        case .lifetimeTooLong: return "MaximumLifetimeRule"
+        }
+    }
 
     public var code: String {
         switch self {

@@ -46,6 +46,7 @@ struct CertInspect: ParsableCommand {
         case .success: print("        Verdict: accepted")
         case .failure(let refusal):
             print("        Verdict: refused (\(refusal.code)): \(refusal)")
+            print("        Rule: \(refusal.rule)")
             throw ExitCode(1)
         }
     }

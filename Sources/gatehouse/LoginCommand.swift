@@ -51,7 +51,7 @@ struct LoginCommand: ParsableCommand {
             throw CLIError("\(url) answered \(status) with a body that is not JSON")
         }
         guard status == 200, let line = object["certificate"] as? String else {
-            throw CLIError("refused (\(status) \(object["error"] as? String ?? "?"), check \(object["check"] as? String ?? "?")): \(object["message"] as? String ?? "")")
+            throw CLIError("refused (\(status) \(object["code"] as? String ?? "?"), rule \(object["rule"] as? String ?? "?")): \(object["reason"] as? String ?? "")")
         }
         let certificate: SSHCertificate
         do { certificate = try SSHCertificate(openSSHLine: line) } catch { throw CLIError("the server's certificate does not parse: \(error)") }

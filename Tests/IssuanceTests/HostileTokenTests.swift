@@ -39,7 +39,7 @@ final class HostileTokenTests: XCTestCase {
         XCTAssertEqual(answer.status, status, answer.text, file: file, line: line)
         XCTAssertEqual(answer.error, error, answer.text, file: file, line: line)
         XCTAssertEqual(answer.check, check, answer.text, file: file, line: line)
-        XCTAssertFalse((answer.json["message"] as? String ?? "").isEmpty, "every refusal explains itself", file: file, line: line)
+        XCTAssertFalse((answer.json["reason"] as? String ?? "").isEmpty, "every refusal explains itself", file: file, line: line)
         if status == 401 {
             XCTAssertTrue(answer.headers.first(name: "WWW-Authenticate")?.hasPrefix("Bearer error=\"invalid_token\"") ?? false, file: file, line: line)
         }

@@ -54,8 +54,9 @@ final class IssuanceHarness: @unchecked Sendable {
         let body: [UInt8]
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]) ?? [:] }
         var text: String { String(decoding: body, as: UTF8.self) }
-        var error: String? { json["error"] as? String }
-        var check: String? { json["check"] as? String }
+        /// The shared refusal shape: `code`, `rule`, `reason`.
+        var error: String? { json["code"] as? String }
+        var check: String? { json["rule"] as? String }
     }
 
     func post(token: String?, body: Any) async throws -> Answer {

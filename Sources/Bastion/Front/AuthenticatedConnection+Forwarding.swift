@@ -2,6 +2,7 @@ import CLibSSH
 import Foundation
 import Policy
 import Recording
+import Refusals
 import SSHCertificates
 
 /// Port forwarding (`-L`, `-D`, `-W`, `-R`), agent forwarding (`-A`) and X11 (`-X`), and every
@@ -58,7 +59,8 @@ extension AuthenticatedConnection {
     }
 
     private func refuse(_ detail: String, kind: String, code: String) {
-        audit("session.request", kind, .refused, ["request": detail, "target": targetName, "code": code, "reason": "not allowed through Gatehouse"])
+        front.audit("session.request", kind, refused: Refusal(code: code, rule: "channel-request", reason: "not allowed through Gatehouse"),
+                    ["request": detail, "target": targetName])
     }
 
     // MARK: Decisions
@@ -68,14 +70,15 @@ extension AuthenticatedConnection {
     func decideForward(_ kind: ForwardedChannel.Kind, _ request: ChannelRequest, detail: String, channel: Int? = nil) -> (TargetConfiguration, scope: String)? {
         var base = ["request": detail, "target": targetName]
         if let channel { base["channel"] = String(channel) }
-        func refused(_ extra: [String: String]) -> (TargetConfiguration, scope: String)? {
-            audit("session.request", kind.rawValue, .refused, base.merging(extra) { $1 })
+        func refused(_ refusal: Refusal, _ extra: [String: String] = [:]) -> (TargetConfiguration, scope: String)? {
+            front.audit("session.request", kind.rawValue, refused: refusal, base.merging(extra) { $1 })
             return nil
         }
         if kind == .local || kind == .remote, forwards.count + remoteListeners.count >= configuration.limits.maxForwards {
-            return refused(["code": "limit", "reason": "\(configuration.limits.maxForwards) forwards already open on this connection (limits.max_forwards)"])
+            return refused(Refusal(code: "limit", rule: "limits.max_forwards",
+                                   reason: "\(configuration.limits.maxForwards) forwards already open on this connection (limits.max_forwards)"))
         }
-        guard let target = targetConfiguration else { return refused(["code": "unknown-target", "reason": "unknown target"]) }
+        guard let target = targetConfiguration else { return refused(Refusal(code: "unknown-target", rule: "targets", reason: "unknown target")) }
         let permits: Bool, extensionName: String
         switch kind {
         case .local, .remote: (permits, extensionName) = (agent.permissions.portForwarding, CertificateExtension.permitPortForwarding)
@@ -85,9 +88,9 @@ extension AuthenticatedConnection {
         switch configuration.policy.decide(scopes: scopes, target: target.descriptor, request: request) {
         case .deny(let denial):
             front.logger.info("request refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(denial.reason)"])
-            return refused(["code": denial.code.rawValue, "reason": denial.reason, "rule": denial.rule ?? "", "scopes": scopes.joined(separator: ",")])
+            return refused(denial.refusal, ["scopes": scopes.joined(separator: ",")])
         case .allow(let scope, _):
-            guard permits else { return refused(["code": "certificate", "reason": "the certificate has no \(extensionName) extension"]) }
+            guard permits else { return refused(Refusal(code: "certificate", rule: extensionName, reason: "the certificate has no \(extensionName) extension")) }
             return (target, scope)
         }
     }
@@ -109,7 +112,7 @@ extension AuthenticatedConnection {
             let target = try connectedTarget(targetConfiguration, pty: false)
             back = try target.openForward(host: host, port: port, originHost: "127.0.0.1", originPort: 0)
         } catch {
-            audit("session.target", ForwardedChannel.Kind.local.rawValue, .failure, ["request": summary, "target": targetConfiguration.name, "reason": error.description, "code": error.code])
+            audit("session.target", ForwardedChannel.Kind.local.rawValue, .failure, error.refusal.auditFields(["request": summary, "target": targetConfiguration.name]))
             ssh_message_reply_default(message)
             return
         }
@@ -133,7 +136,7 @@ extension AuthenticatedConnection {
             audit("policy.decision", ForwardedChannel.Kind.remote.rawValue, .success, ["request": summary, "target": targetConfiguration.name,
                                                                                        "scope": scope, "bound_port": String(bound)])
         } catch {
-            audit("session.target", ForwardedChannel.Kind.remote.rawValue, .failure, ["request": summary, "target": targetConfiguration.name, "reason": error.description, "code": error.code])
+            audit("session.target", ForwardedChannel.Kind.remote.rawValue, .failure, error.refusal.auditFields(["request": summary, "target": targetConfiguration.name]))
             ssh_message_reply_default(message)
         }
     }
@@ -174,8 +177,10 @@ extension AuthenticatedConnection {
         let origin = ssh_message_channel_request_open_originator(message).map { String(cString: $0) } ?? ""
         let originPort = Int(ssh_message_channel_request_open_originator_port(message))
         guard forwards.count + remoteListeners.count < configuration.limits.maxForwards else {
-            audit("session.request", "target-channel", .refused, ["target": targetName, "code": "limit", "from": "\(origin):\(originPort)",
-                                                                  "reason": "\(configuration.limits.maxForwards) forwards already open on this connection (limits.max_forwards)"])
+            front.audit("session.request", "target-channel",
+                        refused: Refusal(code: "limit", rule: "limits.max_forwards",
+                                         reason: "\(configuration.limits.maxForwards) forwards already open on this connection (limits.max_forwards)"),
+                        ["target": targetName, "from": "\(origin):\(originPort)"])
             ssh_message_reply_default(message)
             return
         }
@@ -206,8 +211,9 @@ extension AuthenticatedConnection {
             rc = TargetConnection.blocking(session) { ssh_channel_open_x11(front, origin, Int32(originPort)) }
         default:
             ssh_channel_free(front)
-            audit("session.request", "target-channel", .refused, ["target": targetName, "reason": "the target opened a channel nothing was granted for",
-                                                                  "code": "not-granted", "channel_type": String(ssh_message_subtype(message))])
+            self.front.audit("session.request", "target-channel",
+                        refused: Refusal(code: "not-granted", rule: "target-channel", reason: "the target opened a channel nothing was granted for"),
+                        ["target": targetName, "channel_type": String(ssh_message_subtype(message))])
             ssh_message_reply_default(message)
             return
         }
@@ -236,7 +242,7 @@ extension AuthenticatedConnection {
             guard recordingFailure == nil else { throw RecordingUnavailable() }
             recorder = try startRecording(channel: number, target: target, login: login, command: summary, pty: nil, inputRecorded: true, session: false)
         } catch {
-            audit("session.recording", summary, .failure, ["reason": "\(error)", "code": "recording-unavailable", "target": target.name])
+            audit("session.recording", summary, .failure, Refusal(code: "recording-unavailable", rule: "recorder", reason: "\(error)").auditFields(["target": target.name]))
             ssh_channel_close(opened)
             ssh_channel_free(opened)
             ssh_message_reply_default(message)

@@ -3,6 +3,7 @@ import CLibSSH
 import Foundation
 import Policy
 import Recording
+import Refusals
 import SSHCertificates
 
 /// What an authenticated connection owns: the agent's certificate, its session channels, its
@@ -174,17 +175,16 @@ final class AuthenticatedConnection {
         let limit = configuration.limits.maxSessions
         var refusal: SessionRefusal?
         if open >= limit {
-            refusal = SessionRefusal(code: "max-sessions", reason: "\(limit) sessions are already open on this connection (limits.max_sessions)",
+            refusal = SessionRefusal(code: "max-sessions", rule: "limits.max_sessions", reason: "\(limit) sessions are already open on this connection (limits.max_sessions)",
                                      message: "gatehouse: this connection already has \(limit) open sessions (limits.max_sessions); open another connection or wait for one to end.\n",
                                      exitStatus: 255)
         } else if case .failure(let problem) = front.validate(certificateBlob) {
-            refusal = SessionRefusal(code: problem.code, reason: "the certificate no longer holds: \(problem.description)",
+            refusal = SessionRefusal(code: problem.code, rule: problem.rule, reason: "the certificate no longer holds: \(problem.description)",
                                      message: "gatehouse: your certificate no longer holds (\(problem.description)); log in again.\n",
                                      exitStatus: 255)
         }
         if let refusal {
-            audit("session.open", "session channel", .refused, ["reason": refusal.reason, "code": refusal.code, "target": targetName,
-                                                                "open_sessions": String(open)])
+            front.audit("session.open", "session channel", refused: refusal.refusal, ["target": targetName, "open_sessions": String(open)])
             // A client flooding refused opens gets the plain protocol refusal past this.
             guard refusing < limit else { return nil }
         }
@@ -298,8 +298,11 @@ final class AuthenticatedConnection {
 /// Why a session channel is answered with a refusal instead of a session.
 struct SessionRefusal {
     var code: String
+    var rule: String
     var reason: String
     /// What the agent reads on stderr.
     var message: String
     var exitStatus: Int32
+
+    var refusal: Refusal { Refusal(code: code, rule: rule, reason: reason) }
 }

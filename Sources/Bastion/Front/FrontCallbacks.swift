@@ -1,5 +1,6 @@
 import CLibSSH
 import Foundation
+import Refusals
 
 /// libssh's C callbacks. They capture nothing (C function pointers cannot): server callbacks
 /// recover their `FrontConnection` from `userdata`, channel callbacks their `SessionChannel`.
@@ -32,7 +33,8 @@ enum FrontCallbacks {
         callbacks.pointee.channel_open_request_session_function = { _, userdata in
             let front = FrontCallbacks.connection(userdata)
             guard let connection = front.authenticated else {
-                front.audit("session.open", "session channel", .refused, ["reason": "not authenticated", "code": "not-authenticated", "phase": front.phase.name])
+                front.audit("session.open", "session channel", refused: Refusal(code: "not-authenticated", rule: "connection-phase", reason: "not authenticated"),
+                            ["phase": front.phase.name])
                 return nil
             }
             return connection.openSessionChannel()

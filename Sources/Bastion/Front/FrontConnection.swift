@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Policy
 import Recording
+import Refusals
 import SSHCertificates
 
 /// One agent connection, from TCP accept to its end, on its own thread: libssh sessions are not
@@ -60,6 +61,11 @@ final class FrontConnection {
             d["serial"] = String(agent.certificate.serial)
         }
         context.record(AuditEvent(actor: actor, action: action, object: object, outcome: outcome, details: d))
+    }
+
+    /// A refusal's audit record: the shared shape's `code`, `rule` and `reason`, and its context.
+    func audit(_ action: String, _ object: String, refused refusal: Refusal, _ context: [String: String] = [:]) {
+        audit(action, object, .refused, refusal.auditFields(context))
     }
 
     // MARK: The phases
@@ -158,7 +164,7 @@ final class FrontConnection {
                 // A client that tried to log in gets its own record; one that never did (a scan,
                 // a flood) is counted in admission's per-source summary instead.
                 if state.attempted {
-                    audit("ssh.connection", "connection from \(peer)", .refused, ["reason": reason, "code": outcome.rawValue])
+                    audit("ssh.connection", "connection from \(peer)", refused: Refusal(code: outcome.rawValue, rule: "login", reason: reason))
                 }
                 admission.finish(outcome, detail: reason)
             }
@@ -185,24 +191,25 @@ final class FrontConnection {
         let signed = Int32(signatureState) == SSH_PUBLICKEY_STATE_VALID.rawValue
         guard Int32(signatureState) == SSH_PUBLICKEY_STATE_NONE.rawValue || signed else {
             state.failures += 1
-            audit("ssh.login", "target \"\(user)\"", .refused, ["reason": "bad signature", "code": "bad-signature"])
+            audit("ssh.login", "target \"\(user)\"", refused: Refusal(code: "bad-signature", rule: "login", reason: "bad signature"))
             return denied
         }
         guard TargetName.isValid(user) else {
             state.failures += 1
-            audit("ssh.login", "user name", .refused, ["reason": "user name is not a valid target name", "code": "invalid-target-name", "user": String(user.prefix(80))])
+            audit("ssh.login", "user name", refused: Refusal(code: "invalid-target-name", rule: "login", reason: "user name is not a valid target name"),
+                  ["user": String(user.prefix(80))])
             return denied
         }
         state.targetName = user
         guard let key, let blob = LibSSHKeys.blob(of: key) else {
             state.failures += 1
-            audit("ssh.login", "target \"\(user)\"", .refused, ["reason": "key could not be read", "code": "unreadable-key"])
+            audit("ssh.login", "target \"\(user)\"", refused: Refusal(code: "unreadable-key", rule: "login", reason: "key could not be read"))
             return denied
         }
         switch validate(blob) {
         case .failure(let refusal):
             state.failures += 1
-            var details = ["reason": refusal.description, "code": refusal.code, "key": SSHPublicKey.fingerprint(ofBlob: blob)]
+            var details = refusal.refusal.auditFields(["key": SSHPublicKey.fingerprint(ofBlob: blob)])
             if let certificate = try? SSHCertificate(blob: blob) {
                 details["cert_key_id"] = certificate.keyID
                 details["cert_serial"] = String(certificate.serial)
@@ -270,7 +277,7 @@ final class FrontConnection {
                 if let method = Self.refusedMethod(subtype) {
                     state.failures += 1
                     phase = .authenticating(state)
-                    audit("ssh.login", "\(method) authentication", .refused, ["reason": "only certificate authentication is accepted", "code": "method-not-allowed"])
+                    audit("ssh.login", "\(method) authentication", refused: Refusal(code: "method-not-allowed", rule: "login", reason: "only certificate authentication is accepted"))
                 }
             } else if type != Int32(SSH_REQUEST_SERVICE.rawValue) {
                 // The "ssh-userauth" service request is how every login begins: libssh's default
@@ -304,7 +311,7 @@ final class FrontConnection {
         case Int32(SSH_REQUEST_CHANNEL.rawValue): what = "channel request (type \(subtype))"
         default: what = "message type \(type)"
         }
-        audit("session.request", what, .refused, ["reason": "not authenticated", "code": "not-authenticated", "phase": phase.name])
+        audit("session.request", what, refused: Refusal(code: "not-authenticated", rule: "connection-phase", reason: "not authenticated"), ["phase": phase.name])
     }
 
     /// libssh answers auth-agent-req itself: success when a channel callback exists, failure
@@ -315,10 +322,10 @@ final class FrontConnection {
         let count = unclaimedAgentRequests
         unclaimedAgentRequests = 0
         for _ in 0..<count {
-            audit("session.request", "agent-forwarding", .refused, [
-                "request": "auth-agent-req@openssh.com", "code": "not-allowed", "target": authenticated?.targetName ?? "",
-                "reason": "agent forwarding is not granted on this channel, or the channel has already started",
-            ])
+            audit("session.request", "agent-forwarding",
+                  refused: Refusal(code: "not-allowed", rule: "channel-request",
+                                   reason: "agent forwarding is not granted on this channel, or the channel has already started"),
+                  ["request": "auth-agent-req@openssh.com", "target": authenticated?.targetName ?? ""])
         }
     }
 }

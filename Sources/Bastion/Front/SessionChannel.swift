@@ -3,6 +3,7 @@ import CLibSSH
 import Foundation
 import Policy
 import Recording
+import Refusals
 import SSHCertificates
 
 /// One session channel of an agent connection, with its own requests, policy decision,
@@ -144,10 +145,16 @@ final class SessionChannel {
         }
     }
 
-    private func refuse(_ request: SessionRequest, _ reason: String, code: String) -> RequestReply {
-        var details = ["request": request.name, "reason": reason, "code": code, "target": targetName, "state": stateName]
+    /// Refuses a request on this channel: the failure reply, and its audit record in the shared
+    /// refusal shape (`rule` names what decided: the channel's state, the certificate, policy).
+    private func refuse(_ request: SessionRequest, _ reason: String, code: String, rule: String = "channel-request") -> RequestReply {
+        refuse(request, Refusal(code: code, rule: rule, reason: reason))
+    }
+
+    private func refuse(_ request: SessionRequest, _ refusal: Refusal, _ context: [String: String] = [:]) -> RequestReply {
+        var details = context.merging(["request": request.name, "target": targetName, "state": stateName]) { mine, _ in mine }
         if case .exec(let bytes) = request { details["command"] = String(decoding: bytes.prefix(512), as: UTF8.self) }
-        audit("session.request", request.auditObject, .refused, details)
+        audit("session.request", request.auditObject, .refused, refusal.auditFields(details))
         return .failure
     }
 
@@ -171,12 +178,12 @@ final class SessionChannel {
 
     private func decidePTY(_ request: PTYRequest) -> RequestReply? {
         guard agent.permissions.pty else {
-            _ = refuse(.pty(request), "the certificate has no permit-pty extension", code: "certificate")
+            _ = refuse(.pty(request), "the certificate has no permit-pty extension", code: "certificate", rule: "permit-pty")
             return nil
         }
         if let target = connection.targetConfiguration,
            case .deny(let denial) = configuration.policy.decide(scopes: scopes, target: target.descriptor, request: .pty(term: request.term)) {
-            _ = refuse(.pty(request), denial.reason, code: denial.code.rawValue)
+            _ = refuse(.pty(request), denial.refusal)
             return nil
         }
         guard Self.validSize(request.columns, request.rows), request.term.utf8.count < 256 else {
@@ -188,15 +195,14 @@ final class SessionChannel {
 
     private func decideEnv(_ name: String) -> Bool {
         guard let target = connection.targetConfiguration else {
-            _ = refuse(.env(name: name, value: ""), "unknown target", code: "unknown-target")
+            _ = refuse(.env(name: name, value: ""), "unknown target", code: "unknown-target", rule: "targets")
             return false
         }
         switch configuration.policy.decide(scopes: scopes, target: target.descriptor, request: .env(name: name)) {
         case .allow:
             return true
         case .deny(let denial):
-            audit("session.request", "env", .refused, ["request": "env", "variable": String(name.prefix(128)), "reason": denial.reason,
-                                                       "code": denial.code.rawValue, "target": targetName])
+            _ = refuse(.env(name: name, value: ""), denial.refusal, ["variable": String(name.prefix(128))])
             return false
         }
     }
@@ -220,10 +226,9 @@ final class SessionChannel {
                 let shown = String(decoding: bytes, as: UTF8.self)
                 if let target = connection.targetConfiguration,
                    case .deny(let denial) = configuration.policy.decide(scopes: scopes, target: target.descriptor, execBytes: bytes) {
-                    return plan(.refuse(refusal(denial)), setup: setup, audit: ("policy.decision", "exec", [
-                        "target": target.name, "request": shown, "code": denial.code.rawValue, "reason": denial.reason, "rule": denial.rule ?? "",
-                        "scopes": scopes.joined(separator: ","),
-                    ]))
+                    return plan(.refuse(refusal(denial)), setup: setup, audit: ("policy.decision", "exec", denial.refusal.auditFields([
+                        "target": target.name, "request": shown, "scopes": scopes.joined(separator: ","),
+                    ])))
                 }
                 return refuse(.exec(bytes), "the command is not valid UTF-8", code: "invalid-command")
             }
@@ -233,16 +238,16 @@ final class SessionChannel {
         }
         if let forced = agent.permissions.forceCommand {
             if case .subsystem = request {
-                return refuse(.subsystem(""), "the certificate has a force-command", code: "certificate")
+                return refuse(.subsystem(""), "the certificate has a force-command", code: "certificate", rule: "force-command")
             }
             request = .exec(forced)
         }
         guard let target = connection.targetConfiguration else {
-            let refusal = SessionRefusal(code: "unknown-target", reason: "unknown target",
+            let refusal = SessionRefusal(code: "unknown-target", rule: "targets", reason: "unknown target",
                                          message: "gatehouse: no target named \"\(targetName)\" is configured on this bastion.\n", exitStatus: 255)
-            return plan(.refuse(refusal), setup: setup, audit: ("session.target", "target \"\(targetName)\"", [
-                "reason": "unknown target", "code": "unknown-target", "request": request.auditText,
-            ]))
+            return plan(.refuse(refusal), setup: setup, audit: ("session.target", "target \"\(targetName)\"", refusal.refusal.auditFields([
+                "request": request.auditText,
+            ])))
         }
         let policyRequest: ChannelRequest
         switch request {
@@ -262,8 +267,7 @@ final class SessionChannel {
             state = .starting(setup, .proceed(target: target, login: login, start: request, scope: scope))
             return .success
         case .deny(let denial):
-            let details = ["target": target.name, "request": request.auditText, "code": denial.code.rawValue, "reason": denial.reason,
-                           "rule": denial.rule ?? "", "scopes": scopes.joined(separator: ",")]
+            let details = denial.refusal.auditFields(["target": target.name, "request": request.auditText, "scopes": scopes.joined(separator: ",")])
             if case .subsystem = request {
                 audit("policy.decision", request.kindName, .refused, details)
                 return .failure
@@ -273,7 +277,7 @@ final class SessionChannel {
     }
 
     private func refusal(_ denial: PolicyDenial) -> SessionRefusal {
-        SessionRefusal(code: denial.code.rawValue, reason: denial.reason, message: denial.message, exitStatus: PolicyDenial.exitStatus)
+        SessionRefusal(code: denial.code.rawValue, rule: denial.rule, reason: denial.reason, message: denial.message, exitStatus: PolicyDenial.exitStatus)
     }
 
     private func plan(_ plan: SessionPlan, setup: SessionSetup, audit record: (String, String, [String: String])) -> RequestReply {
@@ -317,7 +321,8 @@ final class SessionChannel {
             recorder = try connection.startRecording(channel: number, target: target, login: login, command: start.recordedCommand,
                                                      pty: setup.pty, inputRecorded: recordsInput, session: true)
         } catch {
-            audit("session.recording", "target \"\(target.name)\"", .failure, ["reason": "\(error)", "code": "recording-unavailable", "request": start.auditText])
+            audit("session.recording", "target \"\(target.name)\"", .failure,
+                  Refusal(code: "recording-unavailable", rule: "recorder", reason: "\(error)").auditFields(["request": start.auditText]))
             connection.front.logger.error("recording could not start; session refused", metadata: ["error": "\(error)"])
             answer(stderr: "gatehouse: the session cannot be recorded (\(error)), so it is refused.\n", exitStatus: 255, pty: setup.pty != nil)
             return .finished
@@ -328,7 +333,7 @@ final class SessionChannel {
             back = try connectionToTarget.openSession(pty: setup.pty, environment: setup.environment, agentForwarding: setup.agentForwarding,
                                                       x11: setup.x11, start: start, callbacks: targetCallbacks)
         } catch {
-            audit("session.target", "target \"\(target.name)\"", .failure, ["reason": error.description, "code": error.code, "request": start.auditText])
+            audit("session.target", "target \"\(target.name)\"", .failure, error.refusal.auditFields(["request": start.auditText]))
             connection.front.logger.warning("target session failed", metadata: ["target": "\(target.name)", "error": "\(error)"])
             _ = try? recorder.marker("target failed: \(error)")
             _ = try? recorder.finish()
@@ -390,7 +395,7 @@ final class SessionChannel {
         connection.front.context.connections.sessionEnded()
         connection.front.context.observer?.sessionEnded(run.summary, outcome: outcome)
         if case .recordingFailed(let reason) = ending.kind {
-            audit("session.recording", "target \"\(run.target.name)\"", .failure, ["reason": reason, "code": "recording-failed"])
+            audit("session.recording", "target \"\(run.target.name)\"", .failure, Refusal(code: "recording-failed", rule: "recorder", reason: reason).auditFields())
         }
         audit("session.end", "target \"\(run.target.name)\"", ending.clean ? .success : .failure, [
             "reason": ending.reason, "exit_status": ending.exitStatus.map { String($0) } ?? "", "exit_signal": ending.exitSignal?.signal ?? "",

@@ -1,9 +1,10 @@
 import CLibSSH
 import Foundation
+import Refusals
 import SSHCertificates
 
 /// Why a session to a target could not be opened, as one sentence for the agent's stderr.
-public enum TargetFailure: Error, CustomStringConvertible, Sendable {
+public enum TargetFailure: RefusalConvertible, CustomStringConvertible {
     case unreachable(target: String, reason: String)
     case hostKey(target: String, HostKeyMismatch)
     case certificate(target: String, reason: String)
@@ -19,6 +20,8 @@ public enum TargetFailure: Error, CustomStringConvertible, Sendable {
         case .channelRefused: return "target_channel_refused"
         }
     }
+
+    public var refusal: Refusal { Refusal(code: code, rule: "target-connection", reason: description) }
 
     public var description: String {
         switch self {

@@ -70,8 +70,8 @@ public enum IssuanceRoutes {
         Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: s)))
     }
 
-    /// `{"error", "check", "message"}` with the status the refusal calls for; 401 carries the
-    /// RFC 6750 challenge, 429 a Retry-After.
+    /// The shared refusal shape `{"code", "reason", "rule"}` with the status the refusal calls
+    /// for; 401 carries the RFC 6750 challenge, 429 a Retry-After.
     static func refusalResponse(_ r: Refusal) -> Response {
         var headers: HTTPFields = [:]
         if r.status == 401 {
@@ -79,8 +79,7 @@ public enum IssuanceRoutes {
             headers[.wwwAuthenticate] = "Bearer error=\"invalid_token\", error_description=\"\(r.code.rawValue): \(escaped.prefix(200))\""
         }
         if let retry = r.retryAfter { headers[.retryAfter] = String(retry) }
-        let body = try! JSONEncoder.sorted.encode(["error": r.code.rawValue, "check": r.check, "message": r.message])
-        return json(HTTPResponse.Status(code: r.status), body, headers: headers)
+        return json(HTTPResponse.Status(code: r.status), Data(r.refusal.json().utf8), headers: headers)
     }
 }
 

@@ -44,16 +44,14 @@ public final class CertificateIssuer: Sendable {
     public func refuseEarly(_ refusal: Refusal, peer: String) async -> Refusal {
         metrics.refused(refusal.code, seconds: 0)
         _ = await audit.record(AuditEvent(actor: "anonymous", action: "cert.issue", object: "user certificate", outcome: .refused,
-                                          details: ["peer": peer, "code": refusal.code.rawValue, "check": refusal.check, "reason": refusal.message]))
+                                          details: refusal.refusal.auditFields(["peer": peer])))
         return refusal
     }
 
     private func decide(authorization: String?, body: [UInt8], peer: String) async -> Result<IssuanceResponse, Refusal> {
         var details = ["peer": peer]
         func refuse(_ r: Refusal) async -> Result<IssuanceResponse, Refusal> {
-            details["code"] = r.code.rawValue
-            details["check"] = r.check
-            details["reason"] = r.message
+            details = r.refusal.auditFields(details)
             _ = await audit.record(AuditEvent(actor: details["sub"].map { "oidc:\($0)" } ?? "anonymous", action: "cert.issue",
                                               object: "user certificate", outcome: .refused, details: details))
             return .failure(r)

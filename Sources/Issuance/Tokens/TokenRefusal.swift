@@ -1,3 +1,5 @@
+import Refusals
+
 /// Why a request was refused: a machine code for clients, the check that refused, and a precise
 /// sentence for the human reading the log. Every refusal path in Issuance ends in one of these.
 public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
@@ -55,4 +57,9 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue) (\(check)): \(message)" }
+}
+
+extension Refusal: RefusalConvertible {
+    /// The shared shape: the check that refused is the rule, the message the reason.
+    public var refusal: Refusals.Refusal { Refusals.Refusal(code: code.rawValue, rule: check, reason: message) }
 }

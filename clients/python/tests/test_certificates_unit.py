@@ -116,7 +116,7 @@ def test_certificate_for_another_key_is_refused(server, tmp_path):
 
 def test_key_generated_when_missing_and_optional_fields_omitted(server, tmp_path):
     key = tmp_path / "sub" / "id_agent"
-    server.answer = (403, {"error": "no_scopes", "check": "scopes", "message": "Your groups map to no scope."}, {})
+    server.answer = (403, {"code": "no_scopes", "rule": "scopes", "reason": "Your groups map to no scope."}, {})
     with pytest.raises(Forbidden):
         obtain_certificate(server.url, "t", key)
     assert key.exists() and (tmp_path / "sub" / "id_agent.pub").exists()
@@ -125,7 +125,7 @@ def test_key_generated_when_missing_and_optional_fields_omitted(server, tmp_path
 
 
 def test_prompt_text_hashed_when_sent(server, tmp_path):
-    server.answer = (400, {"error": "bad_request", "check": "context.prompt", "message": "no"}, {})
+    server.answer = (400, {"code": "bad_request", "rule": "context.prompt", "reason": "no"}, {})
     with pytest.raises(BadRequest):
         obtain_certificate(server.url, "t", tmp_path / "k", context={"prompt": "p", "task_id": None})
     body = json.loads(server.requests[-1]["body"])
@@ -143,12 +143,13 @@ def test_prompt_text_hashed_when_sent(server, tmp_path):
 ])
 def test_error_mapping(server, tmp_path, status, cls, error, check):
     headers = {"Retry-After": "17"} if status == 429 else {}
-    server.answer = (status, {"error": error, "check": check, "message": f"The {check} check failed."}, headers)
+    server.answer = (status, {"code": error, "rule": check, "reason": f"The {check} check failed."}, headers)
     with pytest.raises(cls) as info:
         obtain_certificate(server.url, "t", tmp_path / "k")
     e = info.value
     assert isinstance(e, CertificateRequestError)
-    assert (e.status, e.error, e.check, e.message) == (status, error, check, f"The {check} check failed.")
+    assert (e.status, e.code, e.rule, e.reason) == (status, error, check, f"The {check} check failed.")
+    assert (e.error, e.check, e.message) == (e.code, e.rule, e.reason), "the earlier names still read"
     assert e.retry_after == (17 if status == 429 else None)
     assert error in str(e) and check in str(e)
     assert not (tmp_path / "k-cert.pub").exists()

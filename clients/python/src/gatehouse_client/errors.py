@@ -1,5 +1,5 @@
 """Typed errors. The issuance API answers every refusal as
-`{"error": CODE, "check": CHECK, "message": SENTENCE}` with status 400/401/403/413/429 (and
+`{"code": CODE, "rule": RULE, "reason": SENTENCE}` with status 400/401/403/413/429 (and
 500/503 for the server's own trouble); each status has its exception class."""
 from __future__ import annotations
 
@@ -31,15 +31,29 @@ class GatehouseConnectionError(GatehouseError):
 class CertificateRequestError(GatehouseError):
     """The server refused `POST /v1/certificates`."""
 
-    def __init__(self, status: int, error: str, check: str, message: str, *, retry_after: Optional[int] = None,
+    def __init__(self, status: int, code: str, rule: str, reason: str, *, retry_after: Optional[int] = None,
                  body: Any = None):
         self.status = status
-        self.error = error
-        self.check = check
-        self.message = message
+        #: Gatehouse's refusal shape: a stable machine code, the rule that decided, a sentence.
+        self.code = code
+        self.rule = rule
+        self.reason = reason
         self.retry_after = retry_after
         self.body = body
-        super().__init__(f"HTTP {status} {error} (check {check}): {message}")
+        super().__init__(f"HTTP {status} {code} (rule {rule}): {reason}")
+
+    # The names these fields had before the shared refusal shape (error, check, message).
+    @property
+    def error(self) -> str:
+        return self.code
+
+    @property
+    def check(self) -> str:
+        return self.rule
+
+    @property
+    def message(self) -> str:
+        return self.reason
 
 
 class BadRequest(CertificateRequestError):
@@ -70,7 +84,7 @@ _BY_STATUS = {400: BadRequest, 401: InvalidToken, 403: Forbidden, 413: PayloadTo
 
 
 def error_for_status(status: int, raw: bytes, headers: Optional[Mapping[str, str]] = None) -> CertificateRequestError:
-    """Maps an HTTP error answer to its exception, keeping the server's code, check and sentence."""
+    """Maps an HTTP error answer to its exception, keeping the server's code, rule and reason."""
     body: Any = None
     error, check, message = f"http_{status}", "", ""
     try:
@@ -78,9 +92,10 @@ def error_for_status(status: int, raw: bytes, headers: Optional[Mapping[str, str
     except ValueError:
         body = None
     if isinstance(body, dict):
-        error = str(body.get("error") or error)
-        check = str(body.get("check") or "")
-        message = str(body.get("message") or "")
+        # {code, rule, reason}; servers before the shared shape answered {error, check, message}.
+        error = str(body.get("code") or body.get("error") or error)
+        check = str(body.get("rule") or body.get("check") or "")
+        message = str(body.get("reason") or body.get("message") or "")
     if not message:
         text = raw.decode("utf-8", "replace").strip() if raw else ""
         message = text[:300] or f"the server answered HTTP {status} without an explanation"
