@@ -65,18 +65,23 @@ final class MultiplexingTests: SharedFixtureTestCase {
         while !FileManager.default.fileExists(atPath: control), Date() < until { usleep(20_000) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: control), "the master is listening")
         let options = ["-o", "ControlMaster=no", "-S", control]
+        // Mux clients whose stdin is at EOF close their channel as soon as the output ends: the
+        // exit status must already be there (it is sent before the EOF, once recorded).
         for i in 0..<4 {
             let r = try f.ssh("web-01", ["echo", "warm-\(i)"], options: options)
             XCTAssertEqual(r.status, 0, r.err)
             XCTAssertEqual(r.out, "warm-\(i)\n")
+            let status = try f.ssh("web-01", ["sh", "-c", "'exit \(i + 3)'"], options: options)
+            XCTAssertEqual(status.status, Int32(i + 3), "exit status through the mux, run \(i)")
         }
         // A denied command on the shared connection is denied on its own channel only.
         let denied = try f.ssh("web-01", ["rm", "-rf", "/"], options: options)
         XCTAssertEqual(denied.status, 77)
+        XCTAssertTrue(denied.err.contains("gatehouse-denial: {"), denied.err)
         let after = try f.ssh("web-01", ["echo", "still-here"], options: options)
         XCTAssertEqual(after.out, "still-here\n")
         let starts = try f.auditRecords().filter { $0.event.action == "session.start" }.dropFirst(startsBefore)
-        XCTAssertEqual(starts.count, 6, "the master's sleep and five commands")
+        XCTAssertEqual(starts.count, 10, "the master's sleep and nine commands")
         XCTAssertEqual(Set(starts.compactMap { $0.event.details["session"] }).count, 1, "all on the master's one connection")
         XCTAssertEqual(f.server.context.connections.targetConnectionsMade - targetConnectionsBefore, 1, "and one target connection")
     }

@@ -348,6 +348,8 @@ final class SessionChannel {
         let run = RunningSession(front: channel, back: back, recorder: recorder, target: target, start: start, scope: scope, pty: setup.pty,
                                  maxDuration: limits.compactMap(\.maxDuration).min(), idleTimeout: limits.compactMap(\.idleTimeout).min(),
                                  summary: summary)
+        run.exitStatus = earlyExitStatus
+        run.exitSignal = earlyExitSignal
         relayed = run
         if setup.agentForwarding { connection.agentForwardingGranted = true }
         if setup.x11 != nil { connection.x11Granted = true }
@@ -371,7 +373,11 @@ final class SessionChannel {
         switch ending.kind {
         case .targetEnded:
             if let signal = ending.exitSignal {
-                ssh_channel_request_send_exit_signal(channel, signal.signal, signal.core ? 1 : 0, signal.message, signal.language)
+                if ssh_channel_is_closed(channel) == 0 {
+                    ssh_channel_request_send_exit_signal(channel, signal.signal, signal.core ? 1 : 0, signal.message, signal.language)
+                    ssh_channel_send_eof(channel)
+                    ssh_channel_close(channel)
+                }
             } else {
                 answer(stderr: ending.exitStatus == nil ? "gatehouse: \(ending.reason).\n" : nil, exitStatus: ending.exitStatus ?? 255, pty: run.pty != nil)
             }
@@ -447,12 +453,17 @@ final class SessionChannel {
 
     // MARK: Target channel callbacks
 
+    /// The target's exit can arrive while the session is still being opened (a command as short
+    /// as `true` exits during the blocking exec request): it is kept here until the relay exists.
+    private var earlyExitStatus: Int32?
+    private var earlyExitSignal: (signal: String, core: Bool, message: String, language: String)?
+
     func targetExited(status: Int32) {
-        if case .running(let run) = state { run.exitStatus = status }
+        if case .running(let run) = state { run.exitStatus = status } else { earlyExitStatus = status }
     }
 
     func targetKilled(signal: String, core: Bool, message: String, language: String) {
-        if case .running(let run) = state { run.exitSignal = (signal, core, message, language) }
+        if case .running(let run) = state { run.exitSignal = (signal, core, message, language) } else { earlyExitSignal = (signal, core, message, language) }
     }
 
     func agentForwardingRequested() {

@@ -46,11 +46,18 @@ final class ChannelPump {
     private(set) var eofToTarget = false
     private(set) var eofToAgent = false
 
-    /// A session channel carries stderr from the target; a forwarded channel does not.
+    /// A session channel's EOF to the agent waits for its exit status: clients whose own input
+    /// is at EOF close the channel when the output ends, and the exit status must reach them
+    /// first (it goes out once the recording is finished). A forward passes EOF at once.
+    let holdsEOFForExit: Bool
+
+    /// A session channel carries stderr from the target and holds its EOF for the exit status; a
+    /// forwarded channel does neither.
     init(front: ssh_channel, back: ssh_channel, recorder: RecordingWriter, carriesStderr: Bool) {
         self.front = front
         self.back = back
         self.recorder = recorder
+        holdsEOFForExit = carriesStderr
         var lanes = [
             Lane(stream: .stdin, source: front, readsStderr: false, destination: back, writesStderr: false),
             Lane(stream: .stdout, source: back, readsStderr: false, destination: front, writesStderr: false),
@@ -143,7 +150,7 @@ final class ChannelPump {
             eofToTarget = true
         }
         if !eofToAgent, ssh_channel_is_eof(back) != 0, Self.drained(back), lanes.allSatisfy({ $0.source != back || $0.held.isEmpty }) {
-            if ssh_channel_is_closed(front) == 0 { ssh_channel_send_eof(front) }
+            if !holdsEOFForExit, ssh_channel_is_closed(front) == 0 { ssh_channel_send_eof(front) }
             eofToAgent = true
         }
     }

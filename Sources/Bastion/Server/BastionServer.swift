@@ -126,6 +126,9 @@ public final class BastionServer: Sendable {
                 }
                 continue
             }
+            // Small packets (a prompt, an exit status) go out at once, as the target leg's do.
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let (address, _) = PeerAddress.of(storage, length: length)
             let context = self.context
             let bind = SendableBind(bind: listener.bind)
