@@ -4,7 +4,7 @@
   time RUNS LABEL=SHELLCMD ...          run each shell command RUNS times, interleaved (round
                                         robin, the order rotated each round); wall seconds each
   asyncssh-warm RUNS PORT USER KEY CERT one asyncssh connection, RUNS sequential conn.run("true")
-  idle PID PORT USER KEY CERT CONNS PER hold CONNS connections x PER sessions (`sleep 120`) open,
+  idle PID PORT USER KEY CERT CONNS PER hold CONNS connections x PER sessions (`cat`, stdin silent) open,
                                         RSS of PID before, with all open, after all closed
   burst PID PORT USER KEY CERT N BURSTS BURSTS bursts of N simultaneous connections running
                                         `true`; RSS at idle baseline, peak and after each burst
@@ -182,8 +182,8 @@ async def one_connection(options, commands, hold=None, gate=None):
 
 
 async def idle(pid, port, options, conns, per):
+    fds0 = status(pid)["fds"]  # a fresh process: listeners, audit log, host keys
     warm = await one_connection(options, ["true"])
-    fds0 = status(pid)["fds"]
     quiet = wait_quiet(pid, port, fds0 + 5)
     before = settled_rss(pid)
     opened = asyncio.Event()
@@ -201,7 +201,7 @@ async def idle(pid, port, options, conns, per):
 
     gate = asyncio.Semaphore(20)  # open at a steady pace: this measures holding, not bursts
     t0 = time.time()
-    tasks = [asyncio.create_task(one_connection(options, ["sleep 120"] * per, hold=hold, gate=gate)) for _ in range(conns)]
+    tasks = [asyncio.create_task(one_connection(options, ["cat"] * per, hold=hold, gate=gate)) for _ in range(conns)]
     try:
         await asyncio.wait_for(opened.wait(), timeout=300)
         open_timed_out = False
@@ -226,8 +226,8 @@ async def idle(pid, port, options, conns, per):
 
 async def burst(pid, port, options, n, bursts):
     fresh = status(pid)
+    fds0 = fresh["fds"]
     warm = await one_connection(options, ["true"])
-    fds0 = status(pid)["fds"]
     wait_quiet(pid, port, fds0 + 5)
     baseline = settled_rss(pid)
     out = {"fresh": fresh, "warm": warm, "baseline": baseline, "bursts": []}

@@ -12,7 +12,7 @@
 #            WARM_RUNS each, interleaved) and asyncssh (one connection, WARM_RUNS × conn.run)
 #   bulk     BULK_MIB of output, recorded (BULK_RUNS each, interleaved), all processes unpinned
 #   pinned   the same with Gatehouse (and the jump sshd) on core 1, client and target on core 0
-#   idle     IDLE_CONNS connections × IDLE_PER idle sessions (`sleep 120`, asyncssh): RSS per session
+#   idle     IDLE_CONNS connections × IDLE_PER idle sessions (`cat` on a silent stdin, asyncssh; unlike `sleep`, it ends when its channel closes): RSS per session
 #   burst    BURSTS bursts of BURST simultaneous connections running `true` (asyncssh):
 #            RSS at idle baseline, peak, and after each burst once every connection is gone
 # idle and burst each run against a fresh gatehouse process of the same build and configuration.
@@ -93,7 +93,7 @@ scopes:
   bench:
     targets: [web-01]
     rights: [exec]
-    commands: ["true", "head -c {n: 1..100000000000} /dev/zero", "sleep {n: 1..3600}"]
+    commands: ["true", "cat", "head -c {n: 1..100000000000} /dev/zero", "sleep {n: 1..3600}"]
 CFG
   if [ -n "$3" ]; then taskset -c "$3" "$GATEHOUSE" serve --config "$gh_dir/gatehouse.yaml" > "$gh_dir/serve.out" 2> "$gh_dir/serve.err" &
   else "$GATEHOUSE" serve --config "$gh_dir/gatehouse.yaml" > "$gh_dir/serve.out" 2> "$gh_dir/serve.err" & fi
@@ -148,12 +148,15 @@ fi
 if [[ " $PARTS " == *" warm "* ]]; then
   echo "#### Warm command: \`true\` on a reused connection ($WARM_RUNS runs each; load at start $(load))"
   echo
-  echo "OpenSSH ControlMaster: a master \`ssh -M -S ctl … -- sleep 900\` in the background, then"
+  echo "OpenSSH ControlMaster: a master \`ssh -M -S ctl … -- cat\` in the background (its stdin held open), then"
   echo "\`ssh -S ctl -o ControlMaster=no … -- true\` timed, the three paths interleaved:"
   echo
   masters=()
+  # The master's own session is `cat` on a stdin that never ends (a FIFO held open read-write):
+  # it lasts as long as the master and, unlike `sleep`, ends on the target when the master goes.
+  mkfifo "$work/hold"; exec 4<>"$work/hold"
   start_master() { # name "ssh command line"
-    bash -c "${2/ssh /ssh -n -M -S $work/ctl-$1 -o ControlPersist=no } -- sleep 900" </dev/null >/dev/null 2>"$work/master-$1.err" &
+    bash -c "${2/ssh /ssh -M -S $work/ctl-$1 -o ControlPersist=no } -- cat" <&4 >/dev/null 2>"$work/master-$1.err" &
     masters+=("$!"); pids+=("$!")
     for _ in $(seq 200); do ssh -S "$work/ctl-$1" -O check x 2>/dev/null && return 0; sleep 0.05; done
     echo "master $1 did not come up: $(cat "$work/master-$1.err")" >&2; exit 1
@@ -161,13 +164,25 @@ if [[ " $PARTS " == *" warm "* ]]; then
   start_master direct "$(direct_ssh "$target_port")"
   start_master jump "$(jump_ssh "$target_port" "$jump_port")"
   start_master gatehouse "$(gatehouse_ssh "$main_port")"
-  mux() { echo "${2/ssh /ssh -S $work/ctl-$1 -o ControlMaster=no } -- true"; }
+  # The mux client's stdin is the held FIFO too (open, silent), as at a terminal: with stdin at
+  # EOF (`</dev/null`, `ssh -n`) Gatehouse loses the exit status now and then (counted below).
+  mux() { echo "${2/ssh /ssh -S $work/ctl-$1 -o ControlMaster=no } -- true <>$work/hold"; }
   "${clients[@]}" time "$WARM_RUNS" "direct ssh, ControlMaster=$(mux direct "$(direct_ssh "$target_port")")" \
       "ProxyJump, ControlMaster=$(mux jump "$(jump_ssh "$target_port" "$jump_port")")" \
       "Gatehouse, ControlMaster=$(mux gatehouse "$(gatehouse_ssh "$main_port")")" | save warm
   fmt table warm "direct ssh, ControlMaster"
+  eof_check() { # name "ssh command line": how many of 30 mux `true`s with stdin at EOF exit non-zero
+    local failed=0
+    for _ in $(seq 30); do bash -c "${2/ssh /ssh -S $work/ctl-$1 -o ControlMaster=no } -- true" </dev/null >/dev/null 2>&1 || failed=$((failed + 1)); done
+    echo "$failed"
+  }
+  echo
+  echo "The same mux client with stdin at EOF (\`</dev/null\`), 30 runs each: exit status other than 0 in"
+  echo "$(eof_check direct "$(direct_ssh "$target_port")")/30 direct, $(eof_check gatehouse "$(gatehouse_ssh "$main_port")")/30 through Gatehouse"
+  echo "(Gatehouse sends the agent EOF before the exit status; a mux client that has sent its own EOF then closes the channel, and ssh exits 255)."
   for name in direct jump gatehouse; do ssh -S "$work/ctl-$name" -O exit x 2>/dev/null || true; done
   for p in "${masters[@]}"; do stop "$p"; done
+  exec 4>&-
   echo
   echo "asyncssh: one connection, a first \`conn.run(\"true\")\` (which also opens Gatehouse's target leg), then $WARM_RUNS sequential \`conn.run(\"true\")\` timed:"
   echo
@@ -221,7 +236,7 @@ if [[ " $PARTS " == *" pinned "* ]]; then
   start_sshd ptarget "$ptarget_port" 0 ""; ptarget_pid=$sshd_pid
   start_sshd pjump "$pjump_port" 1 "AllowTcpForwarding yes"; pjump_pid=$sshd_pid
   start_gatehouse pinned "$ptarget_port" 1; pinned_pid=$gh_pid
-  echo "Affinity: gatehouse $(taskset -p "$pinned_pid" | awk '{print $NF}'), target sshd $(taskset -p "$ptarget_pid" | awk '{print $NF}'), jump sshd $(taskset -p "$pjump_pid" | awk '{print $NF}') (hex masks)."
+  echo "Affinity: gatehouse $(taskset -p "$pinned_pid" | awk '{print $NF}'), target sshd $(taskset -p "$ptarget_pid" | awk '{print $NF}'), jump sshd $(taskset -p "$pjump_pid" | awk '{print $NF}') (hex masks: 1 = core 0, 2 = core 1)."
   echo
   bulk_target=$ptarget_port bulk_jump=$pjump_port bulk_gh=$gh_port bulk_dir=$gh_dir
   bulk pinned 0
@@ -237,7 +252,8 @@ if [[ " $PARTS " == *" idle "* ]]; then
   starts=$(grep -c '"session.start"' "$gh_dir/state/audit.log" || true)
   fmt idle
   echo "Sessions started in this process's audit log: $starts (the warm-up included)."
-  echo "Target SSH connections made by Gatehouse: $(grep -c '"cert.issue"' "$gh_dir/state/audit.log" || true) per-connection target certificates issued."
+  issued=$(( $(grep -c '"cert.issue"' "$gh_dir/state/audit.log" || true) - $(grep -c '"cert.issue"' "$work/state/audit.log" || true) ))
+  echo "Target connections: $issued per-connection target certificates issued by this process (one per agent connection that ran a session)."
   stop "$gh_pid"
   echo
 fi
