@@ -85,6 +85,18 @@ def main():
         last = r["bursts"][-1]["after"]["VmRSS"] if r["bursts"] else base
         print()
         print(f"After {len(r['bursts'])} bursts: RSS {mib(last)} against the {mib(base)} baseline, **{(last / base - 1) * 100:+.1f}%** (goal: within 10%).")
+    elif mode == "audit":
+        counts = {}
+        for line in open(sys.argv[3]):
+            e = json.loads(line)
+            d = e.get("details", {})
+            if e["action"] in ("ca.init", "cert.issue", "server.start", "server.stop"):
+                continue
+            why = d.get("reason") or d.get("code") or d.get("counts") or ""
+            key = f"{e['action']} {e['outcome']}" + (f" ({why})" if why and e["outcome"] != "success" or e["action"] == "ssh.admission" else "")
+            counts[key] = counts.get(key, 0) + 1
+        print()
+        print("Audit records of this process: " + "; ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ".")
     else:
         sys.exit(f"unknown mode {mode}")
 

@@ -67,6 +67,11 @@ AuthorizedKeysFile none
 TrustedUserCAKeys $work/target_ca.pub
 MaxStartups 1000:30:1000
 MaxSessions 1000
+# Debian's bash sources ~/.bashrc when started by sshd (SSH_CLIENT set, SHLVL < 2); this
+# machine's root .bashrc runs pyenv init (a rehash under a lock), ~0.2 s per session, serialised.
+# That is the target account's start-up, not the path being measured: SHLVL=1 skips it for every
+# path alike.
+SetEnv SHLVL=1
 $4
 CFG
   if [ -n "$3" ]; then taskset -c "$3" /usr/sbin/sshd -f "$work/$1.conf" -E "$work/$1.log"
@@ -251,6 +256,7 @@ if [[ " $PARTS " == *" idle "* ]]; then
   "${clients[@]}" idle "$gh_pid" "$gh_port" web-01 "$work/agent" "$work/agent-cert.pub" "$IDLE_CONNS" "$IDLE_PER" | save idle
   starts=$(grep -c '"session.start"' "$gh_dir/state/audit.log" || true)
   fmt idle
+  fmt audit "$gh_dir/state/audit.log"
   echo "Sessions started in this process's audit log: $starts (the warm-up included)."
   issued=$(( $(grep -c '"cert.issue"' "$gh_dir/state/audit.log" || true) - $(grep -c '"cert.issue"' "$work/state/audit.log" || true) ))
   echo "Target connections: $issued per-connection target certificates issued by this process (one per agent connection that ran a session)."
@@ -264,6 +270,7 @@ if [[ " $PARTS " == *" burst "* ]]; then
   start_gatehouse burst "$target_port" ""
   "${clients[@]}" burst "$gh_pid" "$gh_port" web-01 "$work/agent" "$work/agent-cert.pub" "$BURST" "$BURSTS" | save burst
   fmt burst
+  fmt audit "$gh_dir/state/audit.log"
   echo "Audit: $(grep -c '"session.start"' "$gh_dir/state/audit.log" || true) session.start, $(grep -c '"session.end"' "$gh_dir/state/audit.log" || true) session.end, $(grep -c '"ssh.admission"' "$gh_dir/state/audit.log" || true) ssh.admission summaries."
   stop "$gh_pid"
   echo
