@@ -6,8 +6,10 @@
   asyncssh-warm RUNS PORT USER KEY CERT one asyncssh connection, RUNS sequential conn.run("true")
   idle PID PORT USER KEY CERT CONNS PER hold CONNS connections x PER sessions (`cat`, stdin silent) open,
                                         RSS of PID before, with all open, after all closed
-  burst PID PORT USER KEY CERT N BURSTS BURSTS bursts of N simultaneous connections running
-                                        `true`; RSS at idle baseline, peak and after each burst
+  burst PID PORT USER KEY CERT N BURSTS [PROCS]
+                                        BURSTS bursts of N simultaneous connections running `true`
+                                        (from PROCS client processes, default 1); RSS at idle
+                                        baseline, peak and after each burst
 
 Everything is bounded: every wait has a deadline and says so in the output when it expires.
 """
@@ -224,7 +226,37 @@ async def idle(pid, port, options, conns, per):
             "per_session_kib": (with_all["VmRSS"] - before["VmRSS"]) / (conns * per)}
 
 
-async def burst(pid, port, options, n, bursts):
+async def in_workers(worker_args, n, procs):
+    """n connections from procs client processes (a client host's cores, not one Python thread,
+    so no handshake waits for 499 others in one event loop): each connects its share when told."""
+    workers = []
+    for i in range(procs):
+        count = n // procs + (1 if i < n % procs else 0)
+        w = await asyncio.create_subprocess_exec(sys.executable, __file__, "burst-worker", *worker_args, str(count),
+                                                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        workers.append(w)
+    for w in workers:  # every worker has imported asyncssh and read its key
+        line = await asyncio.wait_for(w.stdout.readline(), timeout=60)
+        assert line.strip() == b"ready", line
+    t0 = time.time()
+    for w in workers:
+        w.stdin.write(b"go\n")
+        await w.stdin.drain()
+    results = []
+    for w in workers:
+        out, _ = await asyncio.wait_for(w.communicate(), timeout=600)
+        results.extend(json.loads(out))
+    return results, t0
+
+
+async def burst_worker(options, count):
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    results = await asyncio.gather(*(one_connection(options, ["true"]) for _ in range(count)))
+    print(json.dumps(results), flush=True)
+
+
+async def burst(pid, port, options, n, bursts, procs=1, worker_args=()):
     fresh = status(pid)
     fds0 = fresh["fds"]
     warm = await one_connection(options, ["true"])
@@ -232,9 +264,12 @@ async def burst(pid, port, options, n, bursts):
     baseline = settled_rss(pid)
     out = {"fresh": fresh, "warm": warm, "baseline": baseline, "bursts": []}
     for b in range(bursts):
-        t0 = time.time()
         with PeakSampler(pid) as sampler:
-            results = await asyncio.gather(*(one_connection(options, ["true"]) for _ in range(n)))
+            if procs <= 1:
+                t0 = time.time()
+                results = await asyncio.gather(*(one_connection(options, ["true"]) for _ in range(n)))
+            else:
+                results, t0 = await in_workers(worker_args, n, procs)
             wall = time.time() - t0
             quiet = wait_quiet(pid, port, fds0 + 5)
         after = settled_rss(pid)
@@ -261,7 +296,12 @@ def main():
         print(json.dumps(asyncio.run(idle(int(pid), int(port), client_options(port, user, key, cert), int(conns), int(per)))))
     elif mode == "burst":
         pid, port, user, key, cert, n, bursts = sys.argv[2:9]
-        print(json.dumps(asyncio.run(burst(int(pid), int(port), client_options(port, user, key, cert), int(n), int(bursts)))))
+        procs = int(sys.argv[9]) if len(sys.argv) > 9 else 1
+        print(json.dumps(asyncio.run(burst(int(pid), int(port), client_options(port, user, key, cert), int(n), int(bursts),
+                                           procs, (port, user, key, cert)))))
+    elif mode == "burst-worker":
+        port, user, key, cert, count = sys.argv[2:7]
+        asyncio.run(burst_worker(client_options(port, user, key, cert), int(count)))
     else:
         sys.exit(f"unknown mode {mode}")
 

@@ -29,6 +29,7 @@ IDLE_CONNS=${IDLE_CONNS:-100}
 IDLE_PER=${IDLE_PER:-10}
 BURST=${BURST:-500}
 BURSTS=${BURSTS:-3}
+BURST_PROCS=${BURST_PROCS:-4}   # client processes the burst is spread over (1: one asyncio loop)
 export BULK_MIB
 [ "$(nproc)" -ge 2 ] || { echo "the pinned layout needs 2 cores" >&2; exit 1; }
 work=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
@@ -137,7 +138,7 @@ exec 3>&1 > >(tee "$out"); tee_pid=$!
 echo "### One run: connect, warm command, bulk, idle sessions, bursts (\`bench/bastion/run.sh\`)"
 echo
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); OpenSSH $(ssh -V 2>&1 | cut -d, -f1); libssh $(dpkg-query -W -f='${Version}' libssh-4 2>/dev/null || echo '?'); asyncssh $(python3 -c 'import asyncssh; print(asyncssh.__version__)'). Date: $(date -u '+%F %H:%M') UTC."
-echo "Parameters: PENALTIES=${PENALTIES:-exempt} PARTS=\"$PARTS\" RUNS=$RUNS WARM_RUNS=$WARM_RUNS BULK_MIB=$BULK_MIB BULK_RUNS=$BULK_RUNS IDLE_CONNS=$IDLE_CONNS IDLE_PER=$IDLE_PER BURST=$BURST BURSTS=$BURSTS."
+echo "Parameters: PENALTIES=${PENALTIES:-exempt} PARTS=\"$PARTS\" RUNS=$RUNS WARM_RUNS=$WARM_RUNS BULK_MIB=$BULK_MIB BULK_RUNS=$BULK_RUNS IDLE_CONNS=$IDLE_CONNS IDLE_PER=$IDLE_PER BURST=$BURST BURSTS=$BURSTS BURST_PROCS=$BURST_PROCS."
 echo "Load average at start: $(load)."
 echo
 
@@ -270,10 +271,10 @@ if [[ " $PARTS " == *" idle "* ]]; then
 fi
 
 if [[ " $PARTS " == *" burst "* ]]; then
-  echo "#### Bursts: $BURSTS × $BURST simultaneous connections running \`true\` (load at start $(load))"
+  echo "#### Bursts: $BURSTS × $BURST simultaneous connections running \`true\`, from $BURST_PROCS asyncssh client processes (load at start $(load))"
   echo
   start_gatehouse burst "$target_port" ""
-  "${clients[@]}" burst "$gh_pid" "$gh_port" web-01 "$work/agent" "$work/agent-cert.pub" "$BURST" "$BURSTS" | save burst
+  "${clients[@]}" burst "$gh_pid" "$gh_port" web-01 "$work/agent" "$work/agent-cert.pub" "$BURST" "$BURSTS" "$BURST_PROCS" | save burst
   fmt burst
   fmt audit "$gh_dir/state/audit.log"
   echo "Audit: $(grep -c '"session.start"' "$gh_dir/state/audit.log" || true) session.start, $(grep -c '"session.end"' "$gh_dir/state/audit.log" || true) session.end, $(grep -c '"ssh.admission"' "$gh_dir/state/audit.log" || true) ssh.admission summaries."
