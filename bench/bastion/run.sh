@@ -106,8 +106,10 @@ scopes:
     rights: [exec]
     commands: ["true", "cat", "head -c {n: 1..100000000000} /dev/zero", "sleep {n: 1..3600}"]
 CFG
-  if [ -n "$3" ]; then taskset -c "$3" "$GATEHOUSE" serve --config "$gh_dir/gatehouse.yaml" > "$gh_dir/serve.out" 2> "$gh_dir/serve.err" &
-  else "$GATEHOUSE" serve --config "$gh_dir/gatehouse.yaml" > "$gh_dir/serve.out" 2> "$gh_dir/serve.err" & fi
+  # GATEHOUSE_ENV: extra environment for gatehouse serve only (e.g. LD_PRELOAD=… of
+  # bench/bastion/nodelay-preload.c, or GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0).
+  if [ -n "$3" ]; then env ${GATEHOUSE_ENV:-} taskset -c "$3" "$GATEHOUSE" serve --config "$gh_dir/gatehouse.yaml" > "$gh_dir/serve.out" 2> "$gh_dir/serve.err" &
+  else env ${GATEHOUSE_ENV:-} "$GATEHOUSE" serve --config "$gh_dir/gatehouse.yaml" > "$gh_dir/serve.out" 2> "$gh_dir/serve.err" & fi
   gh_pid=$!; pids+=("$gh_pid")
   for _ in $(seq 300); do grep -q "listening on" "$gh_dir/serve.out" 2>/dev/null && break; sleep 0.05; done
   grep -q "listening on" "$gh_dir/serve.out" || { echo "gatehouse $1 did not start" >&2; cat "$gh_dir/serve.err" >&2; exit 1; }
@@ -138,7 +140,7 @@ exec 3>&1 > >(tee "$out"); tee_pid=$!
 echo "### One run: connect, warm command, bulk, idle sessions, bursts (\`bench/bastion/run.sh\`)"
 echo
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); OpenSSH $(ssh -V 2>&1 | cut -d, -f1); libssh $(dpkg-query -W -f='${Version}' libssh-4 2>/dev/null || echo '?'); asyncssh $(python3 -c 'import asyncssh; print(asyncssh.__version__)'). Date: $(date -u '+%F %H:%M') UTC."
-echo "Parameters: PENALTIES=${PENALTIES:-exempt} PARTS=\"$PARTS\" RUNS=$RUNS WARM_RUNS=$WARM_RUNS BULK_MIB=$BULK_MIB BULK_RUNS=$BULK_RUNS IDLE_CONNS=$IDLE_CONNS IDLE_PER=$IDLE_PER BURST=$BURST BURSTS=$BURSTS BURST_PROCS=$BURST_PROCS."
+echo "Parameters: GATEHOUSE_ENV=\"${GATEHOUSE_ENV:-}\" PENALTIES=${PENALTIES:-exempt} PARTS=\"$PARTS\" RUNS=$RUNS WARM_RUNS=$WARM_RUNS BULK_MIB=$BULK_MIB BULK_RUNS=$BULK_RUNS IDLE_CONNS=$IDLE_CONNS IDLE_PER=$IDLE_PER BURST=$BURST BURSTS=$BURSTS BURST_PROCS=$BURST_PROCS."
 echo "Load average at start: $(load)."
 echo
 
