@@ -20,7 +20,8 @@ def mib(kib):
 
 def row(label, s, base=None):
     ratio = f"{s['median'] / base['median']:.2f}×" if base else "—"
-    return f"| {label} | {ms(s['median'])} | {ms(s['p90'])} | {ms(s['min'])} | {ms(s['max'])} | {ratio} |"
+    failed = f" ({len(s['failed'])} of {s['n'] + len(s['failed'])} runs failed, not timed)" if s.get("failed") else ""
+    return f"| {label}{failed} | {ms(s['median'])} | {ms(s['p90'])} | {ms(s['min'])} | {ms(s['max'])} | {ratio} |"
 
 
 HEAD = "| path | median | p90 | min | max | median vs first row |\n|---|---|---|---|---|---|"
