@@ -16,6 +16,10 @@
 #   burst    BURSTS bursts of BURST simultaneous connections running `true` (asyncssh):
 #            RSS at idle baseline, peak, and after each burst once every connection is gone
 # idle and burst each run against a fresh gatehouse process of the same build and configuration.
+# Also: BURST_PROCS (client processes per burst, default 4), PENALTIES=default (keep per-source
+# penalties for loopback; exempt by default), GATEHOUSE_ENV (environment for gatehouse serve
+# only), KEEP=1 (keep the work directory: configs, audit logs, server logs). Results are
+# described in docs/benchmarks.md, "The rebuilt front, side by side".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=$(pwd)
