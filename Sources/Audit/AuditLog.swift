@@ -18,6 +18,8 @@ public struct AuditLogError: Error, CustomStringConvertible, Sendable {
 public final class AuditLog: Sendable {
     public let path: String
     private let lock = Mutex(())
+    /// Events waiting to share the next write and fsync (`appendSharingSync`).
+    let group = GroupCommit()
 
     public static let genesisHash = String(repeating: "0", count: 64)
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 @testable import Audit
 
@@ -111,5 +112,26 @@ extension AuditLogTests {
     func testTimestampsAreUTCWithMilliseconds() {
         XCTAssertEqual(AuditLog.timestamp(Date(timeIntervalSince1970: 1_796_166_000.125)), "2026-12-01T23:00:00.125Z")
         XCTAssertEqual(AuditLog.timestamp(Date(timeIntervalSince1970: 0)), "1970-01-01T00:00:00.000Z")
+    }
+}
+
+final class AuditGroupCommitTests: XCTestCase {
+    /// Many threads appending at once: every event is in the log exactly once, the chain verifies,
+    /// and each caller got back the record the file holds for its event.
+    func testConcurrentAppendsShareWritesAndKeepTheChain() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("group-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path)
+        let returned = Mutex<[Int: UInt64]>([:])
+        DispatchQueue.concurrentPerform(iterations: 400) { i in
+            let record = try! log.appendSharingSync(AuditEvent(actor: "t\(i)", action: "test.append", object: "n\(i)", outcome: .success, details: ["i": String(i)]))
+            returned.withLock { $0[i] = record.seq }
+        }
+        let records = try AuditLog.records(path: path)
+        XCTAssertEqual(records.count, 400)
+        XCTAssertEqual(Set(records.compactMap { $0.event.details["i"] }).count, 400)
+        XCTAssertEqual(records.map(\.seq), Array(1...400))
+        for record in records { XCTAssertEqual(returned.withLock { $0[Int(record.event.details["i"]!)!] }, record.seq) }
+        guard case .intact(400, _) = try AuditLog.verify(path: path) else { return XCTFail("\(try AuditLog.verify(path: path))") }
     }
 }

@@ -43,7 +43,7 @@ final class BastionFixture: @unchecked Sendable {
         KbdInteractiveAuthentication no
         AuthorizedKeysFile none
         TrustedUserCAKeys \(d)/target_ca.pub
-        MaxStartups 300:30:400
+        MaxStartups 1000:30:1000
         MaxSessions 50
         LogLevel VERBOSE
         AcceptEnv GATEHOUSE_TEST LD_PRELOAD

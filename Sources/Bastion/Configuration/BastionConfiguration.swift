@@ -42,12 +42,12 @@ public struct Limits: Sendable {
     public var maxUnauthenticated = 128
     /// Unauthenticated connections one source (an address; a /64 for IPv6) may hold at once;
     /// more from it wait in the queue.
-    public var maxUnauthenticatedPerSource = 64
+    public var maxUnauthenticatedPerSource = 32
     /// Past this many unauthenticated connections, sources with a standing penalty are dropped
     /// at random, more often as the count nears `maxUnauthenticated` (sshd's MaxStartups start:rate:full).
     public var earlyDropStart = 64
     /// Accepted connections that wait for an unauthenticated slot (beyond the kernel's listen
-    /// backlog of 512); past this, and after `loginGraceSeconds` of waiting, a clean refusal.
+    /// backlog of 512); past this, and after 120 s (or twice the login grace) of waiting, a clean refusal.
     public var maxQueued = 1024
     /// Penalties for sources that fail or never authenticate (OpenSSH 9.8's PerSourcePenalties).
     public var penalties = PenaltySettings()

@@ -110,9 +110,9 @@ final class AuthenticatedConnection {
     private func limitReached() -> String? {
         let now = ContinuousClock.now
         if sessionsOpened == 0, forwards.isEmpty, remoteListeners.isEmpty, !mayForwardPorts,
-           now - front.accepted > .seconds(configuration.limits.loginGraceSeconds) {
-            // Logged in but never asked for anything it may have: the login deadline still
-            // holds until the first channel (a connection with a session is never cut by it).
+           now - authenticatedAt > .seconds(configuration.limits.loginGraceSeconds) {
+            // Logged in but never asked for anything it may have: a second login grace, from
+            // login, for the first channel (a connection with a session is never cut by it).
             return "no session started within \(configuration.limits.loginGraceSeconds)s"
         }
         if sessions.isEmpty, forwards.isEmpty, remoteListeners.isEmpty {

@@ -272,7 +272,9 @@ final class FrontConnection {
                     phase = .authenticating(state)
                     audit("ssh.login", "\(method) authentication", .refused, ["reason": "only certificate authentication is accepted", "code": "method-not-allowed"])
                 }
-            } else {
+            } else if type != Int32(SSH_REQUEST_SERVICE.rawValue) {
+                // The "ssh-userauth" service request is how every login begins: libssh's default
+                // reply accepts it. Anything else before login is refused and audited.
                 refuseBeforeLogin(type: type, subtype: subtype)
             }
             ssh_message_reply_default(message)

@@ -377,6 +377,7 @@ final class SessionChannel {
             // Fail closed: nothing more crosses but the notice the recording itself holds (written
             // into space reserved ahead), so the agent learns why and its stderr still equals the
             // recorded stderr. Exit status 255; the audit record has the reason too.
+            run.pump.deliverWrittenAfterFailure()
             run.hangUpTarget()
             answer(stderr: run.recorder.failureNotice.map { String(decoding: $0, as: UTF8.self) }, exitStatus: 255, pty: false)
         case .agentGone:

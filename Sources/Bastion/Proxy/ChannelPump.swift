@@ -107,6 +107,14 @@ final class ChannelPump {
         return true
     }
 
+    /// After the recorder failed: waits for its sealer, then delivers what it did write (and
+    /// nothing else), so the other side ends holding exactly the recorded bytes.
+    func deliverWrittenAfterFailure() {
+        _ = recorder.failureNotice  // drains the sealing queue: the written position is final
+        _ = try? release()
+        for index in lanes.indices { lanes[index].held = HeldBytes() }
+    }
+
     /// Writes to each destination what the recorder has in the file.
     private func release() throws(Failure) -> Bool {
         let written = recorder.writtenPosition

@@ -47,11 +47,16 @@ final class ForwardedChannel {
             progressed = try pump.run(scratch: scratch)
         } catch {
             switch error {
-            case .recording(let failure): return .recordingFailed(failure)
+            case .recording(let failure):
+                pump.deliverWrittenAfterFailure()
+                return .recordingFailed(failure)
             case .channel(let reason): return .finished(reason: reason, clean: false)
             }
         }
-        do { try recorder.flushIfDue() } catch { return .recordingFailed(error) }
+        do { try recorder.flushIfDue() } catch {
+            pump.deliverWrittenAfterFailure()
+            return .recordingFailed(error)
+        }
         if pump.eofToTarget && pump.eofToAgent && !pump.holding { return .finished(reason: "both ends finished", clean: true) }
         if pump.targetFinished && ssh_channel_is_closed(back) != 0 { return .finished(reason: "the target closed the channel", clean: true) }
         if ssh_channel_is_closed(front) != 0 { return .finished(reason: "the agent closed the channel", clean: true) }

@@ -11,7 +11,7 @@ import Synchronization
 /// - when every slot is taken, a connection from a source holding fewer slots than the heaviest
 ///   one takes the slot of that source's oldest connection (which is shut down), so a flood only
 ///   ever displaces itself; otherwise it waits in the queue;
-/// - the queue is bounded (`max_queued`) and a wait by 30 s (or the login grace if longer); past either,
+/// - the queue is bounded (`max_queued`) and a wait by 120 s (or twice the login grace); past either,
 ///   a clean refusal (one line of text, then close);
 /// - sources that fail (garbage, failed key exchange, the grace run out) earn penalty seconds
 ///   (OpenSSH 9.8's PerSourcePenalties); a standing penalty of `min` or more refuses the source
@@ -85,6 +85,10 @@ public final class AdmissionControl: Sendable {
 
     func setLimits(_ limits: Limits) { state.withLock { $0.limits = limits } }
 
+    /// How long a connection may wait in the queue: two minutes (sshd's LoginGraceTime), or twice
+    /// the login grace if longer. A burst waits its turn; a client that gave up is refused.
+    static func queueWaitSeconds(_ limits: Limits) -> Int { max(120, 2 * limits.loginGraceSeconds) }
+
     /// Unauthenticated connections holding a slot now.
     public var inFlight: Int { state.withLock { $0.holding } }
     /// Accepted connections waiting for a slot.
@@ -156,7 +160,7 @@ public final class AdmissionControl: Sendable {
         let now = ContinuousClock.now
         var expired: [Int32] = []
         let (launches, events) = state.withLock { s -> ([(Waiting, AdmissionTicket)], [AuditEvent]) in
-            let grace = Duration.seconds(max(30, s.limits.loginGraceSeconds))
+            let grace = Duration.seconds(AdmissionControl.queueWaitSeconds(s.limits))
             let (stale, fresh) = (s.queue.filter { now - $0.arrived >= grace }, s.queue.filter { now - $0.arrived < grace })
             s.queue = fresh
             for waiting in stale {

@@ -49,7 +49,8 @@ public final class ServerContext: Sendable {
             metrics.refused(action: event.action, code: event.details["code"] ?? "unspecified")
         }
         do {
-            _ = try audit.append(event)
+            // Connections audit concurrently: their records share writes and fsyncs.
+            _ = try audit.appendSharingSync(event)
             return true
         } catch {
             logger.critical("audit log write failed", metadata: ["error": "\(error)", "action": "\(event.action)"])
