@@ -18,8 +18,9 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@mkdir -p /run/sshd
-	@# Python clients used by the tests (asyncssh, paramiko) come from PyPI, into whatever python3 is first on PATH.
-	@python3 -c 'import asyncssh, paramiko' 2>/dev/null || python3 -m pip install -q asyncssh paramiko 2>/dev/null || python3 -m pip install -q --break-system-packages asyncssh paramiko
+	@# Python packages the tests use come from PyPI, into whatever python3 is first on PATH: the SSH
+	@# clients (asyncssh, paramiko) and prometheus_client, whose parser reads /metrics as Prometheus does.
+	@python3 -c 'import asyncssh, paramiko, prometheus_client' 2>/dev/null || python3 -m pip install -q asyncssh paramiko prometheus_client 2>/dev/null || python3 -m pip install -q --break-system-packages asyncssh paramiko prometheus_client
 
 build: deps
 	$(SWIFT) build

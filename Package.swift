@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
@@ -41,8 +43,11 @@ let package = Package(
         ]),
         // The three certificate authorities, their keys, lifecycle and rotation.
         .target(name: "CertificateAuthority", dependencies: ["SSHCertificates", "Audit"]),
+        // What every configuration file shares: the YAML reader that reports file:line:column,
+        // and listen addresses. Policy, Bastion and Issuance read their sections through it.
+        .target(name: "ConfigurationSupport", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Command allowlists: the POSIX shell word splitter, patterns and decisions.
-        .target(name: "Policy", dependencies: ["Refusals", "JSONWriting", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Policy", dependencies: ["ConfigurationSupport", "Refusals", "JSONWriting", .product(name: "Yams", package: "Yams")]),
         // Session recordings: format, writer, recovery, reader, verification, export, index.
         .target(name: "Recording", dependencies: [
             "SSHCertificates", "CSystemCalls", "JSONWriting",
@@ -50,15 +55,17 @@ let package = Package(
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
-            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording",
+            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Yams", package: "Yams"),
         ]),
         // OIDC token verification, claim mapping and the HTTP issuance service (hummingbird).
         .target(name: "Issuance", dependencies: [
-            "SSHCertificates", "CertificateAuthority", "Audit", "Policy", "JSONWriting", "Refusals",
+            "SSHCertificates", "CertificateAuthority", "Audit", "ConfigurationSupport", "Policy", "JSONWriting", "Refusals",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -67,13 +74,20 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // The Prometheus exporter behind swift-metrics: a registry, the factory the modules count
+        // through, and the text `/metrics` serves. Only the executable (and tests) assemble it.
+        .target(name: "MetricsExporter", dependencies: [
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "Policy", "Recording", "Bastion", "Issuance",
+            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
 
         // A mutation fuzzer over the parsers (keys, certificates, private key files, KRLs) and the
@@ -87,19 +101,24 @@ let package = Package(
         .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "JSONWritingTests", dependencies: ["JSONWriting"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy"], resources: [.copy("hostile-commands.txt")]),
+        .testTarget(name: "PolicyTests", dependencies: ["ConfigurationSupport", "Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
         .testTarget(name: "IssuanceTests", dependencies: [
-            "ProcessSupport", "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "Policy", "Recording",
+            "ProcessSupport", "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "ConfigurationSupport", "MetricsExporter", "Policy", "Recording",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
-        .testTarget(name: "BastionTests", dependencies: ["ProcessSupport", "Bastion", "SSHCertificates", "CertificateAuthority", "Policy", "Audit", "Recording"]),
+        .testTarget(name: "BastionTests", dependencies: [
+            "ProcessSupport", "Bastion", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

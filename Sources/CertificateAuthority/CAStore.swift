@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import SSHCertificates
+import Synchronization
 
 /// The certificate authorities on disk:
 ///
@@ -14,14 +15,25 @@ import SSHCertificates
 /// that drops them, so a kill -9 at any point leaves a store that loads in a consistent phase
 /// (an orphan key file is ignored). The store refuses to load when anything holding a private
 /// key is readable by group or others.
-public final class CAStore: @unchecked Sendable {
+///
+/// Safe to share across threads: what was read from disk is one immutable `Snapshot`, swapped
+/// whole under a lock by `reload`, and every reader works from one snapshot (so it never sees
+/// the states of one load with the keys of another).
+public final class CAStore: Sendable {
     public let root: String
     public let audit: AuditLog
-    fileprivate(set) var states: [AuthorityName: AuthorityState]
-    fileprivate(set) var privateKeys: [String: SSHPrivateKey]
-    fileprivate(set) var revocations: RevocationsFile
-    /// The recording authority's state.json modification time when last read (see `signingKey`).
-    private var recordingStateTime: timespec
+
+    /// Everything read from disk by one load.
+    struct Snapshot: Sendable {
+        var states: [AuthorityName: AuthorityState]
+        var privateKeys: [String: SSHPrivateKey]
+        var revocations: RevocationsFile
+        /// The recording authority's state.json modification time when read (see `signingKey`).
+        var recordingStateTime: timespec
+    }
+
+    private let current: Mutex<Snapshot>
+    private var snapshot: Snapshot { current.withLock { $0 } }
 
     /// The grace period before retiring a rotated-out key: no shorter than the longest
     /// certificate lifetime the CA signs.
@@ -30,10 +42,8 @@ public final class CAStore: @unchecked Sendable {
     private init(root: String, audit: AuditLog, states: [AuthorityName: AuthorityState], keys: [String: SSHPrivateKey], revocations: RevocationsFile) {
         self.root = root
         self.audit = audit
-        self.states = states
-        self.privateKeys = keys
-        self.revocations = revocations
-        self.recordingStateTime = Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")
+        current = Mutex(Snapshot(states: states, privateKeys: keys, revocations: revocations,
+                                 recordingStateTime: Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")))
     }
 
     static func modificationTime(_ path: String) -> timespec {
@@ -129,7 +139,8 @@ public final class CAStore: @unchecked Sendable {
     // MARK: Reading
 
     public func status() -> [AuthorityStatus] {
-        AuthorityName.allCases.map { name in
+        let states = snapshot.states
+        return AuthorityName.allCases.map { name in
             let s = states[name]!
             return AuthorityStatus(name: name, phase: s.phase,
                                    keys: s.keys.map { .init(id: $0.id, role: $0.role, algorithm: $0.algorithm, fingerprint: $0.fingerprint,
@@ -146,23 +157,25 @@ public final class CAStore: @unchecked Sendable {
     /// listed. This is what recordings are verified against; it never authorizes anything new
     /// (logins and certificates use `trustedPublicKeys`).
     public func verificationKeys(_ name: AuthorityName) -> [TrustedKey] {
-        let s = states[name]!
+        let snapshot = snapshot
+        let s = snapshot.states[name]!
         let retired = s.history.compactMap { key -> TrustedKey? in
             guard let from = key.activeFromMicros, let publicKey = try? SSHPublicKey(openSSHLine: key.publicKey) else { return nil }
             return TrustedKey(key: publicKey, activeFromMicros: from, activeUntilMicros: key.retiredMicros)
         }
         let current = s.keys.compactMap { key -> TrustedKey? in
-            guard let from = key.activeFrom, let publicKey = privateKeys[key.id]?.publicKey else { return nil }
+            guard let from = key.activeFrom, let publicKey = snapshot.privateKeys[key.id]?.publicKey else { return nil }
             return TrustedKey(key: publicKey, activeFromMicros: from)
         }
         return retired + current
     }
 
-    public func phase(_ name: AuthorityName) -> RotationPhase { states[name]!.phase }
+    public func phase(_ name: AuthorityName) -> RotationPhase { snapshot.states[name]!.phase }
 
     /// Every key that may verify in the current phase: what validators trust and `ca export` prints.
     public func trustedPublicKeys(_ name: AuthorityName) -> [SSHPublicKey] {
-        states[name]!.trusted.compactMap { privateKeys[$0.id]?.publicKey }
+        let snapshot = snapshot
+        return snapshot.states[name]!.trusted.compactMap { snapshot.privateKeys[$0.id]?.publicKey }
     }
 
     /// The key that signs for `name` now. For the recording key the store first re-reads itself
@@ -170,31 +183,32 @@ public final class CAStore: @unchecked Sendable {
     /// `ca rotate recording` must not go on signing new recordings with a key that was retired
     /// meanwhile, which would date them outside that key's interval and fail verification. (The
     /// server refreshes the store before each login, but a connection may open a session
-    /// channel long after its login.) Callers that share a store across threads serialize their
-    /// calls, as `LiveAuthorities` does.
+    /// channel long after its login.)
     public func signingKey(_ name: AuthorityName) -> SSHPrivateKey {
         if name == .recording {
             let now = Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")
-            if now.tv_sec != recordingStateTime.tv_sec || now.tv_nsec != recordingStateTime.tv_nsec {
+            let seen = snapshot.recordingStateTime
+            if now.tv_sec != seen.tv_sec || now.tv_nsec != seen.tv_nsec {
                 // A store that fails to load (mid-edit) keeps the last good one in force.
                 try? reload()
             }
         }
-        return privateKeys[states[name]!.signing!.id]!
+        let snapshot = snapshot
+        return snapshot.privateKeys[snapshot.states[name]!.signing!.id]!
     }
 
-    func stateOf(_ name: AuthorityName) -> AuthorityState { states[name]! }
-    var currentRevocations: RevocationsFile { revocations }
+    func stateOf(_ name: AuthorityName) -> AuthorityState { snapshot.states[name]! }
+    var currentRevocations: RevocationsFile { snapshot.revocations }
 
     /// Re-reads the store from disk (after a rotation here or by another process), so trust
     /// follows rotation without a restart.
     public func reload() throws {
-        let fresh = try CAStore.open(at: root)
-        states = fresh.states
-        privateKeys = fresh.privateKeys
-        revocations = fresh.revocations
-        recordingStateTime = fresh.recordingStateTime
+        let fresh = try CAStore.open(at: root).snapshot
+        current.withLock { $0 = fresh }
     }
 
-    func reloadRevocations() throws { revocations = try RevocationsFile.load("\(root)/revocations.json") }
+    func reloadRevocations() throws {
+        let revocations = try RevocationsFile.load("\(root)/revocations.json")
+        current.withLock { $0.revocations = revocations }
+    }
 }

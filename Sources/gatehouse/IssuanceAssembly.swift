@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Audit
-import Bastion
 import CertificateAuthority
 import Dispatch
 import Foundation
@@ -33,25 +32,19 @@ final class LiveSigningAuthority: SigningAuthority {
     func revocationList() -> KeyRevocationList { refreshIfDue(); return live.revocations }
 }
 
-/// Feeds session starts, ends and relayed bytes from the bastion into `/metrics`.
-struct MetricsObserver: SessionObserver {
-    let metrics: IssuanceMetrics
-    func sessionStarted(_ summary: SessionSummary) { metrics.sessionStarted() }
-    func sessionEnded(_ summary: SessionSummary, outcome: SessionOutcome) {
-        metrics.sessionEnded(bytesIn: outcome.bytesIn, bytesOut: outcome.bytesOut, bytesErr: outcome.bytesErr, seconds: outcome.duration)
-    }
-}
-
 enum IssuanceAssembly {
     /// Starts the issuance listener next to the bastion and returns once it is bound (or throws
     /// why it could not be), so "listening" is only printed when both listeners answer.
-    static func start(configuration: IssuanceConfiguration, server: BastionServer, metrics: IssuanceMetrics, logger: Logger) throws -> String {
+    /// `authorities` and `audit` are the bastion's own (one CA store, one audit chain per process);
+    /// `metrics` is what `/metrics` serves.
+    static func start(configuration: IssuanceConfiguration, authorities: LiveAuthorities, audit: AuditLog, metrics: MetricsPage,
+                      logger: Logger) throws -> String {
         let verifier = TokenVerifier(issuers: configuration.issuers, source: { DiscoveryKeySource(issuer: $0, client: HTTPClient.shared) }, logger: logger)
-        let issuer = CertificateIssuer(configuration: configuration, verifier: verifier, authority: LiveSigningAuthority(server.context.authorities),
-                                       audit: AuditBatcher(log: server.context.audit), metrics: metrics)
+        let issuer = CertificateIssuer(configuration: configuration, verifier: verifier, authority: LiveSigningAuthority(authorities),
+                                       audit: AuditBatcher(log: audit))
         let bound = Mutex<Result<Int, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
-        let app = try IssuanceServer.make(issuer: issuer, logger: logger) { port in
+        let app = try IssuanceServer.make(issuer: issuer, metrics: metrics, logger: logger) { port in
             bound.withLock { $0 = .success(port) }
             ready.signal()
         }

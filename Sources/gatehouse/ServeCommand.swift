@@ -2,6 +2,8 @@ import ArgumentParser
 import Audit
 import Bastion
 import CertificateAuthority
+import ConfigurationSupport
+import CoreMetrics
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -9,6 +11,7 @@ import Glibc
 #endif
 import Issuance
 import Logging
+import MetricsExporter
 import Policy
 
 struct ServeCommand: ParsableCommand {
@@ -66,8 +69,11 @@ struct ServeCommand: ParsableCommand {
             _ = try CAStore.initialize(at: configuration.stateDirectory, actor: "gatehouse serve (first start)")
             logger.notice("created a new CA store", metadata: ["state": "\(configuration.stateDirectory)"])
         }
-        let metrics = IssuanceMetrics()
-        let server = try BastionServer(configuration: configuration, logger: logger, observer: MetricsObserver(metrics: metrics))
+        // One exporter for the process: every module counts through swift-metrics' global factory.
+        let exporter = PrometheusExporter(timerBuckets: BastionMetrics.timerBuckets.merging(IssuanceMetrics.timerBuckets) { $1 })
+        MetricsSystem.bootstrap(exporter.factory)
+        let bastionMetrics = BastionMetrics()
+        let server = try BastionServer(configuration: configuration, logger: logger, metrics: bastionMetrics)
         server.context.record(AuditEvent(actor: "gatehouse", action: "server.start", object: "bastion", outcome: .success,
                                          details: ["listen": server.listenAddresses.map(\.description).joined(separator: ","),
                                                    "config": configuration.sourceFile ?? "(embedded defaults)", "pid": String(getpid())]))
@@ -123,7 +129,12 @@ struct ServeCommand: ParsableCommand {
             // Agents are told where the SSH front is; by default where it listens.
             if issuance.bastionAddresses.isEmpty { issuance.bastionAddresses = server.listenAddresses.map(\.description) }
             do {
-                let url = try IssuanceAssembly.start(configuration: issuance, server: server, metrics: metrics, logger: logger)
+                let page = MetricsPage(contentType: PrometheusExporter.contentType) {
+                    bastionMetrics.sample()
+                    return exporter.render()
+                }
+                let url = try IssuanceAssembly.start(configuration: issuance, authorities: server.context.authorities, audit: server.context.audit,
+                                                     metrics: page, logger: logger)
                 print("issuance: listening on \(url)")
             } catch {
                 throw CLIError("issuance listener on \(issuance.listenHost):\(issuance.listenPort): \(error)")

@@ -1,3 +1,4 @@
+import ConfigurationSupport
 import Policy
 import XCTest
 @testable import Issuance

@@ -35,17 +35,45 @@ final class EndToEndTests: XCTestCase {
 
         // /metrics on the issuance listener counts the bastion's sessions and relayed bytes. The
         // session's end is counted as the server closes it, so poll (with a deadline) for it.
-        var metrics = ""
+        // The page is read by prometheus_client's parser, as a Prometheus server would read it.
+        var page = try PrometheusText(parsing: "")
         let until = Date().addingTimeInterval(10)
         repeat {
-            metrics = try runBinary("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(e2e.issuancePort)/metrics"]).out
-            if metrics.contains("gatehouse_bytes_relayed_total{stream=\"out\"} 20\n") { break }
+            let scrape = try runBinary("/usr/bin/curl", ["-sf", "-D", "/dev/stderr", "http://127.0.0.1:\(e2e.issuancePort)/metrics"])
+            XCTAssertTrue(scrape.err.lowercased().contains("content-type: text/plain; version=0.0.4"), scrape.err)
+            page = try PrometheusText(parsing: scrape.out)
+            if page.value("gatehouse_bytes_relayed_total", ["stream": "out"]) == 20 { break }
             usleep(50_000)
         } while Date() < until
-        XCTAssertTrue(metrics.contains("gatehouse_certificates_issued_total 1\n"), metrics)
-        XCTAssertTrue(metrics.contains("gatehouse_sessions_started_total 1\n"), metrics)
-        XCTAssertTrue(metrics.contains("gatehouse_sessions_live 0\n"), metrics)
-        XCTAssertTrue(metrics.contains("gatehouse_bytes_relayed_total{stream=\"out\"} 20\n"), "\"through the bastion\\n\" is 20 bytes: \(metrics)")
+        XCTAssertEqual(page.value("gatehouse_certificates_issued_total"), 1)
+        XCTAssertEqual(page.type(ofFamily: "gatehouse_certificates_issued"), "counter")
+        XCTAssertEqual(page.value("gatehouse_issuance_refusals_total", ["reason": "bad_audience"]), 0, "every refusal code is exported from the start")
+        XCTAssertEqual(page.type(ofFamily: "gatehouse_issuance_request_seconds"), "histogram")
+        XCTAssertEqual(page.value("gatehouse_issuance_request_seconds_count"), 1)
+        XCTAssertEqual(page.value("gatehouse_issuance_request_seconds_bucket", ["le": "+Inf"]), 1)
+        XCTAssertEqual(page.value("gatehouse_sessions_started_total"), 1)
+        XCTAssertEqual(page.value("gatehouse_sessions_live"), 0)
+        XCTAssertEqual(page.type(ofFamily: "gatehouse_sessions_live"), "gauge")
+        XCTAssertEqual(page.value("gatehouse_sessions_ended_total", ["outcome": "exit_zero"]), 1)
+        XCTAssertEqual(page.value("gatehouse_sessions_ended_total", ["outcome": "exit_nonzero"]), 0)
+        XCTAssertEqual(page.value("gatehouse_session_seconds_count"), 1)
+        XCTAssertEqual(page.value("gatehouse_bytes_relayed_total", ["stream": "out"]), 20, "\"through the bastion\\n\" is 20 bytes")
+        XCTAssertEqual(page.value("gatehouse_bytes_relayed_total", ["stream": "err"]), 0)
+        XCTAssertEqual(page.value("gatehouse_recorder_batches_queued"), 0, "no batch waits for the disk once the session is over")
+        // Two SSH connections logged in (the allowed command and the denied one).
+        XCTAssertEqual(page.type(ofFamily: "gatehouse_login_seconds"), "histogram")
+        XCTAssertEqual(page.value("gatehouse_login_seconds_count", ["outcome": "authenticated"]), 2)
+        // Refusals by code: exactly the refusals the audit log holds, one for one.
+        var audited: [String: Double] = [:]
+        for record in try AuditLog.records(path: e2e.auditPath) where record.event.outcome == .refused && !["ssh.admission", "cert.issue"].contains(record.event.action) {
+            audited["\(record.event.action) \(record.event.details["code"] ?? "unspecified")", default: 0] += 1
+        }
+        var counted: [String: Double] = [:]
+        for sample in page.samples(of: "gatehouse_bastion_refusals_total") where sample.value > 0 {
+            counted["\(sample.labels["action"] ?? "?") \(sample.labels["code"] ?? "?")"] = sample.value
+        }
+        XCTAssertFalse(counted.isEmpty, "the denied `id` is a refusal")
+        XCTAssertEqual(counted, audited)
 
         // A second login with the same key refreshes the certificate; a refused one says why.
         let refused = try e2e.loginWith(token: provider.token(provider.claims(audience: "elsewhere")))

@@ -310,11 +310,23 @@ final class HostileTokenTests: XCTestCase {
         XCTAssertEqual(parsed.version, 1)
         let health = try await h.get("/healthz")
         XCTAssertEqual(health.text, "ok\n")
+        // The harness is shared by this class's tests, so count what these two requests add.
+        let before = try PrometheusText(parsing: try await h.get("/metrics").text)
         _ = try await h.post(token: provider.token(provider.claims()), body: ["public_key": agentKey])
+        _ = try await h.post(token: provider.token(provider.claims(sub: "nobody", groups: ["visitors"])), body: ["public_key": agentKey])
         let metrics = try await h.get("/metrics")
-        XCTAssertTrue(metrics.text.contains("gatehouse_certificates_issued_total "), metrics.text)
-        XCTAssertTrue(metrics.text.contains("gatehouse_issuance_refusals_total{reason=\"no_scopes\"}"))
-        XCTAssertTrue(metrics.text.contains("gatehouse_issuance_request_seconds_bucket"))
-        XCTAssertTrue(metrics.text.contains("gatehouse_bytes_relayed_total{stream=\"out\"}"))
+        XCTAssertEqual(metrics.headers["content-type"].first, "text/plain; version=0.0.4; charset=utf-8")
+        let page = try PrometheusText(parsing: metrics.text)
+        func added(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+            guard let now = page.value(name, labels) else { return nil }
+            return now - (before.value(name, labels) ?? 0)
+        }
+        XCTAssertEqual(added("gatehouse_certificates_issued_total"), 1, metrics.text)
+        XCTAssertEqual(added("gatehouse_issuance_refusals_total", ["reason": "no_scopes"]), 1)
+        XCTAssertEqual(added("gatehouse_issuance_refusals_total", ["reason": "token_expired"]), 0)
+        XCTAssertEqual(added("gatehouse_issuance_request_seconds_count"), 2)
+        XCTAssertEqual(added("gatehouse_issuance_request_seconds_bucket", ["le": "2.5"]), 2)
+        XCTAssertEqual(page.type(ofFamily: "gatehouse_certificates_issued"), "counter")
+        XCTAssertEqual(page.type(ofFamily: "gatehouse_issuance_request_seconds"), "histogram")
     }
 }

@@ -4,6 +4,7 @@ import CertificateAuthority
 import Foundation
 import Hummingbird
 import Logging
+import MetricsExporter
 import NIOCore
 import NIOHTTP1
 import SSHCertificates
@@ -16,6 +17,10 @@ final class IssuanceHarness: @unchecked Sendable {
     let directory: URL
     let store: CAStore
     let issuer: CertificateIssuer
+    /// This harness's own registry: tests run many servers in one process, and swift-metrics'
+    /// global bootstrap happens once, so each server counts through a factory passed explicitly.
+    let exporter = PrometheusExporter(timerBuckets: IssuanceMetrics.timerBuckets)
+    var metricsPage: MetricsPage { MetricsPage(contentType: PrometheusExporter.contentType) { [exporter] in exporter.render() } }
     var port = 0
     private var task: Task<Void, any Error>?
     var base: String { "\(scheme)://127.0.0.1:\(port)" }
@@ -29,7 +34,8 @@ final class IssuanceHarness: @unchecked Sendable {
         var logger = Logger(label: "issuance-test")
         logger.logLevel = .critical
         let verifier = TokenVerifier(issuers: c.issuers, source: { DiscoveryKeySource(issuer: $0, client: HTTPClient.shared) }, logger: logger)
-        issuer = CertificateIssuer(configuration: c, verifier: verifier, authority: StoreAuthority(store: store), audit: AuditBatcher(log: store.audit))
+        issuer = CertificateIssuer(configuration: c, verifier: verifier, authority: StoreAuthority(store: store), audit: AuditBatcher(log: store.audit),
+                                   metrics: IssuanceMetrics(factory: exporter.factory))
         scheme = c.tls == nil ? "http" : "https"
         client = tlsClient ?? HTTPClient.shared
     }
@@ -38,7 +44,7 @@ final class IssuanceHarness: @unchecked Sendable {
         var logger = Logger(label: "issuance-http")
         logger.logLevel = .critical
         let ready = AsyncStream<Int>.makeStream()
-        let app = try IssuanceServer.make(issuer: issuer, logger: logger, port: 0) { ready.continuation.yield($0) }
+        let app = try IssuanceServer.make(issuer: issuer, metrics: metricsPage, logger: logger, port: 0) { ready.continuation.yield($0) }
         task = Task { try await app.runService(gracefulShutdownSignals: []) }
         for await p in ready.stream { port = p; break }
     }

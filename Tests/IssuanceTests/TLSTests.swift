@@ -40,7 +40,7 @@ final class TLSTests: XCTestCase {
         c.listenHost = "0.0.0.0"
         let h = try IssuanceHarness(configuration: c)
         defer { h.stop() }
-        XCTAssertThrowsError(try IssuanceServer.make(issuer: h.issuer, logger: Logger(label: "t"), port: 0)) { error in
+        XCTAssertThrowsError(try IssuanceServer.make(issuer: h.issuer, metrics: h.metricsPage, logger: Logger(label: "t"), port: 0)) { error in
             XCTAssertTrue("\(error)".contains("plain HTTP"), "\(error)")
         }
     }

@@ -1,3 +1,4 @@
+import ConfigurationSupport
 import XCTest
 @testable import Policy
 

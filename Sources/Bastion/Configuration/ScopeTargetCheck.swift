@@ -1,3 +1,4 @@
+import ConfigurationSupport
 import Policy
 import Yams
 

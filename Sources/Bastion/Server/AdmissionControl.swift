@@ -68,12 +68,19 @@ public final class AdmissionControl: Sendable {
         var evicted: Set<UInt64> = []
         var counts: [SourceKey: [String: Int]] = [:]
         var lastFlush = ContinuousClock.now
+        /// Refusals at accept are counted here, one by one (the audit log gets summaries).
+        let metrics: BastionMetrics
     }
 
-    private let state: Mutex<State>
+    /// The audit action of the counted summaries.
+    static let summaryAction = "ssh.admission"
 
-    init(limits: Limits) {
-        state = Mutex(State(limits: limits))
+    private let state: Mutex<State>
+    private let metrics: BastionMetrics
+
+    init(limits: Limits, metrics: BastionMetrics = BastionMetrics()) {
+        state = Mutex(State(limits: limits, metrics: metrics))
+        self.metrics = metrics
     }
 
     func setLimits(_ limits: Limits) { state.withLock { $0.limits = limits } }
@@ -125,6 +132,10 @@ public final class AdmissionControl: Sendable {
     }
 
     // MARK: Departure
+
+    func loginFinished(_ outcome: Outcome, since arrived: ContinuousClock.Instant) {
+        metrics.loginFinished(outcome: outcome.rawValue, after: ContinuousClock.now - arrived)
+    }
 
     /// A connection gave its slot back: logged in, or ended without. Starts whoever waited.
     func release(_ ticket: AdmissionTicket, outcome: Outcome) {
@@ -195,14 +206,15 @@ extension AdmissionControl.State {
 
     fileprivate mutating func count(_ source: SourceKey, _ reason: String) {
         counts[source, default: [:]][reason, default: 0] += 1
+        if reason.hasPrefix("refused_") { metrics.refused(action: AdmissionControl.summaryAction, code: reason) }
     }
 
     fileprivate mutating func admit(source: SourceKey, fd: Int32, address: String, entry: inout AdmissionControl.Source,
-                                    control: AdmissionControl) -> AdmissionTicket {
+                                    control: AdmissionControl, arrived: ContinuousClock.Instant = .now) -> AdmissionTicket {
         let id = take()
         entry.holding[id] = fd
         holding += 1
-        return AdmissionTicket(id: id, source: source, address: address, control: control)
+        return AdmissionTicket(id: id, source: source, address: address, control: control, arrived: arrived)
     }
 
     /// Shuts down the oldest connection of the source holding the most slots, if it holds more
@@ -231,7 +243,7 @@ extension AdmissionControl.State {
             }
             queue.remove(at: index)
             entry.waiting -= 1
-            let ticket = admit(source: waiting.source, fd: waiting.fd, address: waiting.address, entry: &entry, control: control)
+            let ticket = admit(source: waiting.source, fd: waiting.fd, address: waiting.address, entry: &entry, control: control, arrived: waiting.arrived)
             sources[waiting.source] = entry
             launches.append((waiting, ticket))
         }
@@ -244,7 +256,7 @@ extension AdmissionControl.State {
             var details = reasons.mapValues(String.init)
             details["interval_ms"] = String(interval.milliseconds)
             details["source"] = source.text
-            return AuditEvent(actor: "peer:\(source.text)", action: "ssh.admission", object: "connections from \(source.text)", outcome: .refused,
+            return AuditEvent(actor: "peer:\(source.text)", action: AdmissionControl.summaryAction, object: "connections from \(source.text)", outcome: .refused,
                               details: details)
         }
     }
@@ -277,12 +289,15 @@ public final class AdmissionTicket: Sendable {
     let address: String
     private let control: AdmissionControl
     private let returned = Atomic<Bool>(false)
+    /// When the connection was accepted (before any wait in the queue): login latency runs from here.
+    let arrived: ContinuousClock.Instant
 
-    init(id: UInt64, source: SourceKey, address: String, control: AdmissionControl) {
+    init(id: UInt64, source: SourceKey, address: String, control: AdmissionControl, arrived: ContinuousClock.Instant = .now) {
         self.id = id
         self.source = source
         self.address = address
         self.control = control
+        self.arrived = arrived
     }
 
     func authenticated() { give(.authenticated) }
@@ -291,6 +306,7 @@ public final class AdmissionTicket: Sendable {
 
     private func give(_ outcome: AdmissionControl.Outcome) {
         guard !returned.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        control.loginFinished(outcome, since: arrived)
         control.release(self, outcome: outcome)
     }
 }

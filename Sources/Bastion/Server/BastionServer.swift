@@ -1,6 +1,7 @@
 import Audit
 import CLibSSH
 import CSystemCalls
+import ConfigurationSupport
 import Foundation
 import Logging
 import Policy
@@ -19,8 +20,9 @@ public final class BastionServer: Sendable {
         let bind: ssh_bind
     }
 
-    public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil) throws {
-        context = try ServerContext(configuration: configuration, logger: logger, observer: observer)
+    public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
+                metrics: BastionMetrics = BastionMetrics()) throws {
+        context = try ServerContext(configuration: configuration, logger: logger, observer: observer, metrics: metrics)
         hostKeys = try HostKeys.loadOrGenerate(directory: configuration.hostKeyDirectory)
         try FileManager.default.createDirectory(atPath: configuration.recordingDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])

@@ -1,4 +1,5 @@
 import Audit
+import CertificateAuthority
 import Foundation
 import Logging
 import Policy
@@ -15,15 +16,19 @@ public final class ServerContext: Sendable {
     public let signatureCache = VerifiedSignatureCache()
     public let admission: AdmissionControl
     public let connections = ConnectionCounter()
+    /// Sessions go to `metrics` first, then to the observer the server was given.
     public let observer: (any SessionObserver)?
+    public let metrics: BastionMetrics
 
-    public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil) throws {
+    public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
+                metrics: BastionMetrics = BastionMetrics()) throws {
         current = Mutex(configuration)
         authorities = try LiveAuthorities(root: configuration.stateDirectory)
         audit = try AuditLog(path: "\(configuration.stateDirectory)/audit.log")
         self.logger = logger
-        admission = AdmissionControl(limits: configuration.limits)
-        self.observer = observer
+        admission = AdmissionControl(limits: configuration.limits, metrics: metrics)
+        self.observer = MetricsSessionObserver(metrics: metrics, next: observer)
+        self.metrics = metrics
     }
 
     public var configuration: BastionConfiguration { current.withLock { $0 } }
@@ -39,6 +44,10 @@ public final class ServerContext: Sendable {
     /// it must also end the session.
     @discardableResult
     public func record(_ event: AuditEvent) -> Bool {
+        // Admission's summaries carry counts, not one refusal: AdmissionControl counts those itself.
+        if event.outcome == .refused, event.action != AdmissionControl.summaryAction {
+            metrics.refused(action: event.action, code: event.details["code"] ?? "unspecified")
+        }
         do {
             // Connections audit concurrently: their records share writes and fsyncs.
             _ = try audit.appendSharingSync(event)

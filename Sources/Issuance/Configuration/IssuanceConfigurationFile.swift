@@ -1,3 +1,4 @@
+import ConfigurationSupport
 import Foundation
 import Policy
 import SSHCertificates

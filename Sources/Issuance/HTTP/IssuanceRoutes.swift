@@ -18,7 +18,7 @@ public struct IssuanceRequestContext: RequestContext {
 
 /// The HTTP surface: `POST /v1/certificates`, the CA keys, the KRL, health and metrics.
 public enum IssuanceRoutes {
-    public static func router(issuer: CertificateIssuer) -> Router<IssuanceRequestContext> {
+    public static func router(issuer: CertificateIssuer, metrics: MetricsPage) -> Router<IssuanceRequestContext> {
         let router = Router(context: IssuanceRequestContext.self)
         let limit = issuer.configuration.maxBodyBytes
         router.post("/v1/certificates") { request, context -> Response in
@@ -55,7 +55,7 @@ public enum IssuanceRoutes {
         }
         router.get("/healthz") { _, _ -> Response in text("ok\n") }
         router.get("/metrics") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: issuer.metrics.render())))
+            Response(status: .ok, headers: [.contentType: metrics.contentType, .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }
         return router
     }

@@ -63,11 +63,13 @@ final class SealingPipeline: Sendable {
         }
         let handoff = Handoff(batch)
         inFlight.add(1, ordering: .relaxed)
+        RecordingQueueDepth.add()
         places.wait()
         queue.async { [self] in
             var batch = handoff.take()
             seal(&batch)
             inFlight.subtract(1, ordering: .relaxed)
+            RecordingQueueDepth.remove()
             places.signal()
             onWritten?()
         }

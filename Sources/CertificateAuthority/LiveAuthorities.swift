@@ -1,4 +1,3 @@
-import CertificateAuthority
 import Foundation
 import SSHCertificates
 import Synchronization
@@ -6,7 +5,9 @@ import Synchronization
 /// The CA store as the running server sees it. `gatehouse ca rotate` and `cert revoke` run in
 /// other processes and change files on disk; before each login and each target certificate the
 /// store is reloaded if any of its state files changed, so trust follows rotation and
-/// revocation without a restart. CAStore is not thread-safe: every use goes through the lock.
+/// revocation without a restart. The lock keeps a reload and the file times it was made from
+/// together, so two threads never both reload for one change. (It lives next to the store so
+/// the issuance assembly needs the store, not the bastion.)
 public final class LiveAuthorities: Sendable {
     struct State {
         var store: CAStore
