@@ -29,6 +29,11 @@ final class AdmissionTests: XCTestCase {
             XCTAssertLessThan(took, 2.0, "login \(attempt) took \(took)s during the flood")
             usleep(500_000)
         }
+        // The flood ends: every connection it held is closed and audited before the test ends
+        // (no connection thread may outlive the test process's own teardown).
+        kill(flood.pid, SIGTERM)
+        _ = flood.wait(timeout: 10)
+        XCTAssertTrue(f.waitForIdle(timeout: 60), "\(f.server.context.connections.connections) connections still open after the flood")
         // 600 flood connections (and every re-connection) cost a bounded number of audit
         // records: per-source summaries, at most one per source per interval, plus the agent's own.
         for event in f.server.context.admission.flush() { f.server.context.record(event) }
@@ -95,26 +100,26 @@ final class BurstTests: XCTestCase {
         // per-source share (32), so most of the burst waits in the queue.
         let f = try BastionFixture(loginGrace: 10, maxUnauthenticated: nil)
         defer { f.stop() }
-        let r = try runBinary("/usr/bin/env", ["python3", "-c", """
-            import asyncio, asyncssh, json, sys, time
-            async def one(i, key, cert):
-                try:
-                    async with asyncssh.connect("127.0.0.1", port=int(sys.argv[1]), username="web-01", known_hosts=None,
-                                                client_keys=[(key, cert)], login_timeout=180) as conn:
-                        result = await conn.run(f"echo burst-{i}", check=False)
-                        return result.exit_status == 0 and result.stdout == f"burst-{i}\\n"
-                except Exception as error:
-                    return repr(error)
-            async def main():
-                key = asyncssh.read_private_key(sys.argv[2]); cert = asyncssh.read_certificate(sys.argv[3])
-                began = time.monotonic()
-                results = await asyncio.wait_for(asyncio.gather(*(one(i, key, cert) for i in range(500))), 400)
-                print(json.dumps({"ok": sum(1 for r in results if r is True), "errors": sorted({r for r in results if r is not True})[:5],
-                                  "seconds": time.monotonic() - began}))
-            asyncio.run(main())
-            """, String(f.bastionPort), f.agentKey.path, f.directory.appendingPathComponent("agent-cert.pub").path])
-        XCTAssertEqual(r.status, 0, r.err)
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], r.out)
+        // Five client processes of 100 connections each, all at once.
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("python/burst.py").path
+        let shares = UnsafeMutableBufferPointer<BinaryResult?>.allocate(capacity: 5)
+        shares.initialize(repeating: nil)
+        defer { shares.deallocate() }
+        nonisolated(unsafe) let slots = shares
+        let (port, key, cert) = (String(f.bastionPort), f.agentKey.path, f.directory.appendingPathComponent("agent-cert.pub").path)
+        DispatchQueue.concurrentPerform(iterations: 5) { share in
+            slots[share] = try? runBinary("/usr/bin/env", ["python3", script, port, key, cert, "100", String(share * 100)])
+        }
+        var ok = 0
+        var errors: [String] = []
+        for share in 0..<5 {
+            let r = try XCTUnwrap(shares[share])
+            XCTAssertEqual(r.status, 0, r.err)
+            let part = try XCTUnwrap(JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], r.out)
+            ok += part["ok"] as? Int ?? 0
+            errors += part["errors"] as? [String] ?? []
+        }
+        let summary: [String: Any] = ["ok": ok, "errors": errors]
         for event in f.server.context.admission.flush() { f.server.context.record(event) }
         let records = try f.auditRecords()
         var reasons: [String: Int] = [:]

@@ -45,12 +45,16 @@ final class BastionFixture: @unchecked Sendable {
         TrustedUserCAKeys \(d)/target_ca.pub
         MaxStartups 1000:30:1000
         MaxSessions 50
+        SetEnv SHLVL=1
         LogLevel VERBOSE
         AcceptEnv GATEHOUSE_TEST LD_PRELOAD
         Subsystem sftp internal-sftp
         X11Forwarding yes
         X11UseLocalhost yes
         """.write(to: directory.appendingPathComponent("sshd_config"), atomically: true, encoding: .utf8)
+        // SetEnv SHLVL=1: bash started by sshd otherwise sources ~/.bashrc, which on some machines
+        // runs slow start-up (pyenv init: 0.2 s per session); that is the account's set-up, not
+        // what the tests exercise.
         _ = Foundation.mkdir("/run/sshd", 0o755)
         targetPid = try spawnDaemon("/usr/sbin/sshd", ["-D", "-f", "\(d)/sshd_config", "-E", "\(d)/sshd.log"])
         _ = try waitForPidFile("\(d)/sshd.pid")
