@@ -32,6 +32,7 @@ struct ServeCommand: ParsableCommand {
     @Flag(name: .long, help: "Validate the configuration and exit.") var check = false
 
     func run() throws {
+        if !check { StackCacheTunable.reexecIfNeeded() }
         var configuration: BastionConfiguration
         if let config { configuration = try BastionConfiguration.load(file: config) } else { configuration = BastionConfiguration() }
         if !listen.isEmpty {
