@@ -131,7 +131,7 @@ final class ForwardingTests: SharedFixtureTestCase {
         let granted = try XCTUnwrap(f.awaitAudit { $0.event.action == "policy.decision" && $0.event.object == "port-forwarding-remote" })
         XCTAssertEqual(granted.event.details["bound_port"], String(port))
         let end = try XCTUnwrap(f.awaitAudit { $0.event.action == "forward.end" && $0.event.object == "port-forwarding-remote" })
-        XCTAssertEqual(end.event.details["bytes_to_agent"], "12")
+        XCTAssertEqual(end.event.details["bytes_to_agent"], "12", "\(end.event.details)")
         XCTAssertEqual(end.event.details["bytes_from_agent"], "12")
     }
 

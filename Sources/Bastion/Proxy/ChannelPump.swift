@@ -71,6 +71,11 @@ final class ChannelPump {
     /// Bytes recorded and not yet released, on every lane.
     var holding: Bool { lanes.contains { !$0.held.isEmpty } }
 
+    /// Everything `side` sent has been read, recorded and released to the other side.
+    func delivered(from side: ssh_channel) -> Bool {
+        Self.drained(side) && lanes.allSatisfy { $0.source != side || $0.held.isEmpty }
+    }
+
     /// One turn: releases what is in the file, reads what the windows allow, hands the batch to
     /// the recorder's sealer when it is idle, and passes each side's EOF on once everything
     /// before it was delivered. Returns whether anything moved.

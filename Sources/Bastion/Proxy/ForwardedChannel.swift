@@ -57,9 +57,11 @@ final class ForwardedChannel {
             pump.deliverWrittenAfterFailure()
             return .recordingFailed(error)
         }
+        // A side that closed is finished only once everything it sent reached the other side
+        // (a reply that arrives with the close is still released once it is recorded).
         if pump.eofToTarget && pump.eofToAgent && !pump.holding { return .finished(reason: "both ends finished", clean: true) }
-        if pump.targetFinished && ssh_channel_is_closed(back) != 0 { return .finished(reason: "the target closed the channel", clean: true) }
-        if ssh_channel_is_closed(front) != 0 { return .finished(reason: "the agent closed the channel", clean: true) }
+        if ssh_channel_is_closed(back) != 0, pump.delivered(from: back) { return .finished(reason: "the target closed the channel", clean: true) }
+        if ssh_channel_is_closed(front) != 0, pump.delivered(from: front) { return .finished(reason: "the agent closed the channel", clean: true) }
         return .running(progressed: progressed)
     }
 
