@@ -23,6 +23,10 @@ final class SessionChannel {
         case starting(SessionSetup, SessionPlan)
         /// Relaying through a channel on the target connection.
         case running(RunningSession)
+        /// Refused and answered (stderr, exit status, EOF); the channel closes once the agent has
+        /// sent its own EOF, or at `until`: a client that writes its input right after its exec
+        /// was accepted (asyncssh's `run(input=…)`) must not find the channel already closed.
+        case draining(until: ContinuousClock.Instant)
         /// Answered and closed (or aborted): nothing more is accepted.
         case finished
     }
@@ -163,6 +167,7 @@ final class SessionChannel {
         case .setup: return "setup"
         case .starting: return "starting"
         case .running: return "running"
+        case .draining: return "answered"
         case .finished: return "finished"
         }
     }
@@ -293,9 +298,16 @@ final class SessionChannel {
         switch state {
         case .setup, .finished:
             return false
-        case .starting(let setup, .refuse(let refusal)):
-            answer(stderr: refusal.message, exitStatus: refusal.exitStatus, pty: setup.pty != nil)
+        case .draining(let until):
+            // What the agent still sends goes nowhere (no session was started, nothing recorded).
+            while ssh_channel_read_nonblocking(channel, connection.scratch, UInt32(ChannelPump.chunk), 0) > 0 {}
+            guard ssh_channel_is_closed(channel) != 0 || ssh_channel_is_eof(channel) != 0 || ContinuousClock.now >= until else { return false }
+            if ssh_channel_is_closed(channel) == 0 { ssh_channel_close(channel) }
             state = .finished
+            return true
+        case .starting(let setup, .refuse(let refusal)):
+            answer(stderr: refusal.message, exitStatus: refusal.exitStatus, pty: setup.pty != nil, close: false)
+            state = .draining(until: .now + .seconds(2))
             return true
         case .starting(let setup, .proceed(let target, let login, let start, let scope)):
             FrontCallbacks.refuseAgentRequests(callbacks)
@@ -324,8 +336,8 @@ final class SessionChannel {
             audit("session.recording", "target \"\(target.name)\"", .failure,
                   Refusal(code: "recording-unavailable", rule: "recorder", reason: "\(error)").auditFields(["request": start.auditText]))
             connection.front.logger.error("recording could not start; session refused", metadata: ["error": "\(error)"])
-            answer(stderr: "gatehouse: the session cannot be recorded (\(error)), so it is refused.\n", exitStatus: 255, pty: setup.pty != nil)
-            return .finished
+            answer(stderr: "gatehouse: the session cannot be recorded (\(error)), so it is refused.\n", exitStatus: 255, pty: setup.pty != nil, close: false)
+            return .draining(until: .now + .seconds(2))
         }
         let back: ssh_channel
         do {
@@ -337,8 +349,8 @@ final class SessionChannel {
             connection.front.logger.warning("target session failed", metadata: ["target": "\(target.name)", "error": "\(error)"])
             _ = try? recorder.marker("target failed: \(error)")
             _ = try? recorder.finish()
-            answer(stderr: "gatehouse: \(error).\n", exitStatus: 255, pty: setup.pty != nil)
-            return .finished
+            answer(stderr: "gatehouse: \(error).\n", exitStatus: 255, pty: setup.pty != nil, close: false)
+            return .draining(until: .now + .seconds(2))
         }
         let limits = configuration.policy.applicable(scopes, to: target.descriptor).scopes
         let certificate = agent.certificate
@@ -423,7 +435,7 @@ final class SessionChannel {
     }
 
     /// Ends the agent's channel: an optional message on stderr, the exit status, EOF and close.
-    private func answer(stderr: String?, exitStatus: Int32, pty: Bool) {
+    private func answer(stderr: String?, exitStatus: Int32, pty: Bool, close: Bool = true) {
         guard ssh_channel_is_closed(channel) == 0 else { return }
         if let stderr, !stderr.isEmpty {
             var bytes = Array((pty ? stderr.replacingOccurrences(of: "\n", with: "\r\n") : stderr).utf8)
@@ -431,7 +443,7 @@ final class SessionChannel {
         }
         ssh_channel_request_send_exit_status(channel, exitStatus)
         ssh_channel_send_eof(channel)
-        ssh_channel_close(channel)
+        if close { ssh_channel_close(channel) }
     }
 
     /// Frees the channel and its target twin, with their callbacks removed first so libssh can
