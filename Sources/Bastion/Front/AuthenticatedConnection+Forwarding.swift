@@ -109,7 +109,7 @@ extension AuthenticatedConnection {
         }
         let back: ssh_channel
         do {
-            let target = try connectedTarget(targetConfiguration, pty: false)
+            let target = try connectedTarget(targetConfiguration)
             back = try target.openForward(host: host, port: port, originHost: "127.0.0.1", originPort: 0)
         } catch {
             audit("session.target", ForwardedChannel.Kind.local.rawValue, .failure, error.refusal.auditFields(["request": summary, "target": targetConfiguration.name]))
@@ -128,7 +128,7 @@ extension AuthenticatedConnection {
             return
         }
         do {
-            let target = try connectedTarget(targetConfiguration, pty: false)
+            let target = try connectedTarget(targetConfiguration)
             let bound = try target.listenForward(address: address, port: port)
             remoteListeners.append(RemoteListener(address: address, requestedPort: port, boundPort: bound))
             ssh_message_global_request_reply_success(message, UInt16(truncatingIfNeeded: bound))

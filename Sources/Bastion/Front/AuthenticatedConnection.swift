@@ -22,6 +22,8 @@ final class AuthenticatedConnection {
     var remoteListeners: [RemoteListener] = []
     var target: TargetConnection?
     private var targetAttached = false
+    /// Target connections replaced after they were lost, still in the poll context.
+    private var lostTargets: [TargetConnection] = []
     private var relaying = false
     /// Recording channel numbers: session channels and forwarded channels count up from 0.
     private var nextChannelNumber = 0
@@ -205,11 +207,13 @@ final class AuthenticatedConnection {
 
     /// The connection's one SSH connection to its target, made on first need (a session or a
     /// forward) and shared by every channel after it.
-    func connectedTarget(_ configuration: TargetConfiguration, pty: Bool) throws(TargetFailure) -> TargetConnection {
+    func connectedTarget(_ configuration: TargetConfiguration) throws(TargetFailure) -> TargetConnection {
         if let target, ssh_is_connected(target.session) != 0 { return target }
-        if let stale = target {
-            // Lost since: a new one is made for the new channel; the old one's channels end on their own.
-            _ = stale
+        if let lost = target {
+            // Lost since: a new one is made for the new channel. The old one stays alive (its
+            // channels end on their own) until the loop's next turn takes it out of the poll
+            // context; freeing it while the context still holds its socket would be a use after free.
+            if targetAttached { lostTargets.append(lost) }
             target = nil
             targetAttached = false
         }
@@ -249,6 +253,8 @@ final class AuthenticatedConnection {
     /// Puts the target's socket in the connection's poll context, once. Never called from inside
     /// a libssh callback: the context must not change while libssh is polling it.
     func attachTarget(to event: ssh_event) {
+        for lost in lostTargets { ssh_event_remove_session(event, lost.session) }
+        lostTargets.removeAll()
         guard let target, !targetAttached else { return }
         ssh_event_add_session(event, target.session)
         targetAttached = true

@@ -341,7 +341,7 @@ final class SessionChannel {
         }
         let back: ssh_channel
         do {
-            let connectionToTarget = try connection.connectedTarget(target, pty: setup.pty != nil)
+            let connectionToTarget = try connection.connectedTarget(target)
             back = try connectionToTarget.openSession(pty: setup.pty, environment: setup.environment, agentForwarding: setup.agentForwarding,
                                                       x11: setup.x11, start: start, callbacks: targetCallbacks)
         } catch {

@@ -162,8 +162,7 @@ final class ChannelPump {
 
     /// The target's side has nothing left to give: closed or at EOF, with every byte delivered.
     var targetFinished: Bool {
-        (ssh_channel_is_closed(back) != 0 || ssh_channel_is_eof(back) != 0) && Self.drained(back)
-            && lanes.allSatisfy { $0.source != back || $0.held.isEmpty }
+        (ssh_channel_is_closed(back) != 0 || ssh_channel_is_eof(back) != 0) && delivered(from: back)
     }
 
     /// Nothing left in the channel's receive buffers.

@@ -14,15 +14,16 @@ enum MemoryReturn {
 
     static func limitArenas() { _ = gatehouse_limit_malloc_arenas(arenas) }
 
-    private static let state = Mutex((peak: 0, lastTrimmedAt: 0))
+    /// The most connections seen since the last trim.
+    private static let peak = Mutex(0)
 
     /// Called about once a second: trims when the live connections fell to a quarter of the
     /// peak seen since the last trim (or to none), so a steady load never pays for it.
     static func trimIfIdle(connections: Int) {
-        let trim = state.withLock { s -> Bool in
-            s.peak = max(s.peak, connections)
-            guard s.peak > 0, connections * 4 <= s.peak else { return false }
-            s.peak = connections
+        let trim = peak.withLock { peak -> Bool in
+            peak = max(peak, connections)
+            guard peak > 0, connections * 4 <= peak else { return false }
+            peak = connections
             return true
         }
         if trim { _ = gatehouse_malloc_trim() }
