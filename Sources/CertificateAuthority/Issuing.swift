@@ -24,6 +24,9 @@ extension CAStore {
                        "ca_fingerprint": caKey.fingerprint, "subject_key": cert.key.fingerprint]
         if let scopes = try? cert.extensionValue(CertificateExtension.scopes)?.stringValue() { details["scopes"] = scopes }
         if let context = try? cert.extensionValue(CertificateExtension.context)?.stringValue() { details["context"] = context }
+        for (name, key) in [(CertificateExtension.targets, "task_targets"), (CertificateExtension.commands, "task_commands"), (CertificateExtension.maxSessions, "task_max_sessions")] {
+            if let value = try? cert.extensionValue(name)?.stringValue() { details[key] = value }
+        }
         return details
     }
 }

@@ -34,6 +34,16 @@ public struct CommandPattern: Sendable, CustomStringConvertible {
 
     public var description: String { source }
 
+    /// The words of a pattern without placeholders (nil when it has any).
+    public var literalWords: [String]? {
+        var words: [String] = []
+        for token in tokens {
+            guard case .literal(let word) = token else { return nil }
+            words.append(word)
+        }
+        return words
+    }
+
     /// The first word when it is literal: the index key for fast lookup.
     public var programName: String? {
         if case .literal(let w)? = tokens.first { return w }

@@ -39,6 +39,9 @@ public struct PolicyDenial: RefusalConvertible, Equatable {
         case rightNotGranted = "right-not-granted"
         case command = "command-refused"
         case notAllowed = "not-allowed"
+        /// The scopes would allow it, but the certificate's task does not (rule `task-targets`
+        /// or `task-commands`).
+        case outsideTask = "outside-task"
     }
 
     /// Exit status for every policy denial: 77 (EX_NOPERM in sysexits.h), distinct from the
@@ -92,6 +95,7 @@ public struct PolicyDenial: RefusalConvertible, Equatable {
         case .noScope: return "targets"
         case .rightNotGranted, .notAllowed: return "rights"
         case .command: return "commands"
+        case .outsideTask: return "task-commands"
         }
     }
 }
@@ -111,18 +115,51 @@ public struct PolicySet: Sendable {
         self.scopes = Dictionary(scopes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// The scopes of `names` that reach `target`, in certificate order, and the unknown names.
-    public func applicable(_ names: [String], to target: TargetDescriptor) -> (scopes: [Scope], unknown: [String]) {
-        (names.compactMap { scopes[$0] }.filter { $0.reaches(target) }, names.filter { scopes[$0] == nil })
+    /// The scopes of the entitlement that reach `target`, in certificate order, and the unknown
+    /// names. A target outside the task is reached by none.
+    public func applicable(_ entitlement: Entitlement, to target: TargetDescriptor) -> (scopes: [Scope], unknown: [String]) {
+        let names = entitlement.scopes
+        let unknown = names.filter { scopes[$0] == nil }
+        guard entitlement.task.covers(target) else { return ([], unknown) }
+        return (names.compactMap { scopes[$0] }.filter { $0.reaches(target) }, unknown)
     }
 
     /// The login to use on the target: the first applicable scope that names one.
-    public func login(scopes names: [String], target: TargetDescriptor) -> String? {
-        applicable(names, to: target).scopes.compactMap(\.login).first
+    public func login(_ entitlement: Entitlement, target: TargetDescriptor) -> String? {
+        applicable(entitlement, to: target).scopes.compactMap(\.login).first
     }
 
-    public func decide(scopes names: [String], target: TargetDescriptor, request: ChannelRequest) -> PolicyDecision {
-        let (reaching, unknown) = applicable(names, to: target)
+    /// The decision for one request: the task's narrowing first (it is the tighter limit and
+    /// its denial tells the agent it strayed from its plan), then the scopes' rules.
+    public func decide(_ entitlement: Entitlement, target: TargetDescriptor, request: ChannelRequest) -> PolicyDecision {
+        let (reaching, unknown) = applicable(entitlement, to: target)
+        func deny(_ code: PolicyDenial.Code, _ reason: String, rule: String, patterns: [String]) -> PolicyDecision {
+            .deny(PolicyDenial(code: code, reason: reason, rule: rule, scopesTried: reaching.map(\.name), unknownScopes: unknown, acceptedPatterns: patterns))
+        }
+        let task = entitlement.task
+        if !task.covers(target) {
+            return deny(.outsideTask, "target \"\(target.name)\" is not among this task's targets (\(task.targets!.joined(separator: ", ")))", rule: "task-targets",
+                        patterns: task.targets!)
+        }
+        if let commands = task.commands {
+            let listed = commands.map(\.source)
+            switch request {
+            case .exec(let command):
+                // Words the splitter refuses fall through to the scopes, whose denial names the rule.
+                if case .success(let argv) = ShellWords.split(command), task.command(matching: argv) == nil {
+                    return deny(.outsideTask, "\"\(argv.joined(separator: " ").prefix(200))\" is not among this task's commands", rule: "task-commands", patterns: listed)
+                }
+            case .pty, .env:
+                break
+            case .shell, .subsystem, .forwardLocal, .forwardRemote, .agentForwarding, .x11:
+                return deny(.outsideTask, "this task's certificate may only run its listed commands, not \(request.right.rawValue)", rule: "task-commands",
+                            patterns: listed)
+            }
+        }
+        return decideByScopes(reaching: reaching, unknown: unknown, target: target, request: request)
+    }
+
+    private func decideByScopes(reaching: [Scope], unknown: [String], target: TargetDescriptor, request: ChannelRequest) -> PolicyDecision {
         func deny(_ code: PolicyDenial.Code, _ reason: String, rule: String? = nil, patterns: [String] = []) -> PolicyDecision {
             .deny(PolicyDenial(code: code, reason: reason, rule: rule ?? PolicyDenial.defaultRule(code), scopesTried: reaching.map(\.name),
                                unknownScopes: unknown, acceptedPatterns: patterns))
@@ -166,17 +203,17 @@ public struct PolicySet: Sendable {
 
     /// An exec request as the raw bytes that arrived: bytes that are not UTF-8 are refused with
     /// the splitter's own rule before anything else looks at them.
-    public func decide(scopes names: [String], target: TargetDescriptor, execBytes bytes: [UInt8]) -> PolicyDecision {
+    public func decide(_ entitlement: Entitlement, target: TargetDescriptor, execBytes bytes: [UInt8]) -> PolicyDecision {
         if case .failure(let refusal) = ShellWords.split(bytes: bytes) {
-            let (reaching, unknown) = applicable(names, to: target)
+            let (reaching, unknown) = applicable(entitlement, to: target)
             return .deny(PolicyDenial(code: .command, reason: refusal.description, rule: refusal.code.rawValue,
                                       scopesTried: reaching.map(\.name), unknownScopes: unknown, acceptedPatterns: []))
         }
-        return decide(scopes: names, target: target, request: .exec(String(decoding: bytes, as: UTF8.self)))
+        return decide(entitlement, target: target, request: .exec(String(decoding: bytes, as: UTF8.self)))
     }
 
     /// Whether input is recorded for this session: if any applicable scope asks for it.
-    public func recordsInput(scopes names: [String], target: TargetDescriptor) -> Bool {
-        applicable(names, to: target).scopes.contains { $0.recordInput }
+    public func recordsInput(_ entitlement: Entitlement, target: TargetDescriptor) -> Bool {
+        applicable(entitlement, to: target).scopes.contains { $0.recordInput }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Names of the critical options OpenSSH defines. Anything else is refused (auth-options.c).
 public enum CriticalOption {
     public static let forceCommand = "force-command"
@@ -18,6 +20,16 @@ public enum CertificateExtension {
     public static let scopes = "scopes@gatehouse"
     /// The request context (task id, prompt hash) that ties actions back to the request.
     public static let context = "context@gatehouse"
+    /// Task narrowing: comma-separated target names or globs the certificate may reach.
+    public static let targets = "targets@gatehouse"
+    /// Task narrowing: a JSON array of the command lines or patterns the task may run.
+    public static let commands = "commands@gatehouse"
+    /// Task narrowing: how many sessions the certificate may open, decimal.
+    public static let maxSessions = "max-sessions@gatehouse"
+    /// Gatehouse's own namespace: an extension in it that this version does not know makes the
+    /// certificate unusable (it may narrow something this bastion cannot enforce).
+    public static let namespace = "@gatehouse"
+    public static let gatehouseKnown: Set<String> = [scopes, context, targets, commands, maxSessions]
 }
 
 /// What a validated user certificate permits, read once from its options and extensions.
@@ -33,6 +45,11 @@ public struct CertificatePermissions: Sendable, Equatable {
     public var sourceAddresses: [CIDRBlock]?
     public var scopes: [String]
     public var context: String?
+    /// The task's narrowing, as written (the bastion compiles and enforces it): target names or
+    /// globs, command lines or patterns, a session budget. nil: not narrowed.
+    public var taskTargets: [String]?
+    public var taskCommands: [String]?
+    public var maxSessions: Int?
 
     /// Reads permissions from a certificate. Fails on malformed values of known options and on
     /// malformed Gatehouse extensions; unknown critical options are a validation rule's job.
@@ -52,6 +69,43 @@ public struct CertificatePermissions: Sendable, Equatable {
         }
         scopes = try Self.readScopes(c.extensionValue(CertificateExtension.scopes))
         context = try Self.readContext(c.extensionValue(CertificateExtension.context))
+        for option in c.extensions where option.name.hasSuffix(CertificateExtension.namespace) && !CertificateExtension.gatehouseKnown.contains(option.name) {
+            throw .malformedOption(name: option.name, reason: "is not a Gatehouse extension this bastion knows, so it cannot be enforced")
+        }
+        taskTargets = try Self.readTargets(c.extensionValue(CertificateExtension.targets))
+        taskCommands = try Self.readCommands(c.extensionValue(CertificateExtension.commands))
+        maxSessions = try Self.readMaxSessions(c.extensionValue(CertificateExtension.maxSessions))
+    }
+
+    /// `web-01,db-*`: names or globs, none empty.
+    static func readTargets(_ option: CertificateOption?) throws(CertificateParseError) -> [String]? {
+        guard let option else { return nil }
+        let value = try option.stringValue()
+        let targets = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard !value.isEmpty, value.utf8.count <= 4096, !targets.contains(where: \.isEmpty) else {
+            throw .malformedOption(name: CertificateExtension.targets, reason: "must be a comma-separated list of target names or globs")
+        }
+        return targets
+    }
+
+    /// A JSON array of strings, nothing else: `["uptime","systemctl status nginx"]`.
+    static func readCommands(_ option: CertificateOption?) throws(CertificateParseError) -> [String]? {
+        guard let option else { return nil }
+        let value = try option.stringValue()
+        guard value.utf8.count <= 65536, let parsed = try? JSONSerialization.jsonObject(with: Data(value.utf8)) as? [Any],
+              !parsed.isEmpty, parsed.allSatisfy({ $0 is String }) else {
+            throw .malformedOption(name: CertificateExtension.commands, reason: "must be a non-empty JSON array of command strings")
+        }
+        return parsed.map { $0 as! String }
+    }
+
+    static func readMaxSessions(_ option: CertificateOption?) throws(CertificateParseError) -> Int? {
+        guard let option else { return nil }
+        let value = try option.stringValue()
+        guard (1...5).contains(value.utf8.count), value.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = Int(value), n >= 1 else {
+            throw .malformedOption(name: CertificateExtension.maxSessions, reason: "must be a whole number of sessions from 1 to 99999")
+        }
+        return n
     }
 
     /// Scope names are the comma-separated value of `scopes@gatehouse`; each must be a plain
@@ -77,6 +131,15 @@ public struct CertificatePermissions: Sendable, Equatable {
             throw .malformedOption(name: CertificateExtension.context, reason: "longer than 4096 bytes or contains control characters")
         }
         return value
+    }
+}
+
+/// The `context@gatehouse` value: a JSON object the issuer wrote (task id, reason, prompt hash).
+public enum CertificateContext {
+    /// Its `task_id`, if the value is a JSON object that has one.
+    public static func taskID(_ context: String?) -> String? {
+        guard let context, context.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(context.utf8)) as? [String: Any] else { return nil }
+        return object["task_id"] as? String
     }
 }
 

@@ -136,7 +136,7 @@ struct CAImport: ParsableCommand {
 }
 
 struct AuditCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Verify and read the audit log.", subcommands: [AuditVerify.self])
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Verify and read the audit log.", subcommands: [AuditVerify.self, AuditShow.self])
 }
 
 struct AuditVerify: ParsableCommand {

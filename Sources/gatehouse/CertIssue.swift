@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import CertificateAuthority
+import Issuance
+import Policy
 import SSHCertificates
 
 /// `gatehouse cert issue`: sign a certificate for a public key, with any CA key file.
@@ -18,6 +20,9 @@ struct CertIssue: ParsableCommand {
     @Option(help: "Serial number (default: random).") var serial: UInt64?
     @Option(help: "Comma-separated scope names (extension scopes@gatehouse).") var scopes: String?
     @Option(help: "Request context (extension context@gatehouse).") var context: String?
+    @Option(name: .customLong("target"), help: "Narrow to this target name or glob (repeatable; extension targets@gatehouse).") var targets: [String] = []
+    @Option(name: .customLong("command"), help: "Narrow to this command line or pattern (repeatable; extension commands@gatehouse).") var commands: [String] = []
+    @Option(name: .customLong("max-sessions"), help: "The certificate may open at most this many sessions (extension max-sessions@gatehouse).") var maxSessions: Int?
     @Option(name: .customLong("option"), help: "Critical option K=V (force-command, source-address).") var options: [String] = []
     @Option(name: .customLong("extension"), help: "Extension K or K=V.") var extensions: [String] = []
     @Flag(name: .customLong("no-default-extensions"), help: "Do not add permit-pty and permit-user-rc.") var noDefaultExtensions = false
@@ -46,6 +51,16 @@ struct CertIssue: ParsableCommand {
         }
         if let scopes { exts.append(CertificateOption(name: CertificateExtension.scopes, value: scopes)) }
         if let context { exts.append(CertificateOption(name: CertificateExtension.context, value: context)) }
+        // The same syntax checks the bastion makes at login, so a narrowing that would make the
+        // certificate unusable is refused here.
+        let task: TaskNarrowing
+        do { task = try TaskNarrowing(targets: targets.isEmpty ? nil : targets, commands: commands.isEmpty ? nil : commands, maxSessions: maxSessions) } catch {
+            throw CLIError("--\(error.field == "max_sessions" ? "max-sessions" : String(error.field.dropLast())) \(error.description)")
+        }
+        for option in TaskExtensions.options(task) {
+            exts.removeAll { $0.name == option.name }
+            exts.append(option)
+        }
         let (after, before) = CertificateTemplate.validFor(lifetime, from: UInt64(Date().timeIntervalSince1970))
         let template = CertificateTemplate(key: subject, type: certificateType, serial: serial ?? UInt64.random(in: 1 ... .max),
                                            keyID: keyID, principals: principals, validAfter: after, validBefore: before,

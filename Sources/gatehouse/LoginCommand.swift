@@ -25,6 +25,11 @@ struct LoginCommand: ParsableCommand {
     @Option(name: .customLong("ca-file"), help: "PEM CA bundle to verify the server's TLS certificate.") var caFile: String?
     @Option(name: .customLong("task-id"), help: "Context: the task this certificate is for.") var taskID: String?
     @Option(help: "Context: why the certificate is requested.") var reason: String?
+    @Option(help: "Context: the prompt that caused this task (its text goes to the issuance audit record, its SHA-256 into the certificate).") var prompt: String?
+    @Option(name: .customLong("scope"), help: "Narrow to this granted scope (repeatable).") var scopes: [String] = []
+    @Option(name: .customLong("target"), help: "Narrow to this target name or glob (repeatable).") var targets: [String] = []
+    @Option(name: .customLong("command"), help: "Narrow to this command line or pattern (repeatable).") var commands: [String] = []
+    @Option(name: .customLong("max-sessions"), help: "The certificate may open at most this many sessions.") var maxSessions: Int?
     @Option(help: "The bastion's SSH address host:port for the printed command (default: the first address the issuance answer names).") var bastion: String?
 
     func run() throws {
@@ -43,7 +48,12 @@ struct LoginCommand: ParsableCommand {
         var context: [String: String] = [:]
         if let taskID { context["task_id"] = taskID }
         if let reason { context["reason"] = reason }
+        if let prompt { context["prompt"] = prompt }
         if !context.isEmpty { body["context"] = context }
+        if !scopes.isEmpty { body["scopes"] = scopes }
+        if !targets.isEmpty { body["targets"] = targets }
+        if !commands.isEmpty { body["commands"] = commands }
+        if let maxSessions { body["max_sessions"] = maxSessions }
         let payload = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         let url = (server.hasSuffix("/") ? String(server.dropLast()) : server) + "/v1/certificates"
         let (status, answer) = try Self.post(url, token: token, body: Array(payload), caFile: caFile)

@@ -98,7 +98,7 @@ struct PolicyCheck: ParsableCommand {
         } else {
             request = .exec(exec)
         }
-        switch policy.decide(scopes: names, target: descriptor, request: request) {
+        switch policy.decide(Entitlement(scopes: names), target: descriptor, request: request) {
         case .allow(let scope, let line):
             print("decision: allow")
             print("scope:    \(scope)")
@@ -106,7 +106,7 @@ struct PolicyCheck: ParsableCommand {
                 print("note:     the certificate must also carry permit-port-forwarding")
                 return
             }
-            print("login:    \(policy.login(scopes: names, target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
+            print("login:    \(policy.login(Entitlement(scopes: names), target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
             print("sent:     \(line ?? "")")
         case .deny(let denial):
             if case .exec = request {

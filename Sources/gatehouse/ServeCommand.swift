@@ -135,7 +135,11 @@ struct ServeCommand: ParsableCommand {
                     return exporter.render()
                 }
                 let url = try IssuanceAssembly.start(configuration: issuance, authorities: server.context.authorities, audit: server.context.audit,
-                                                     metrics: page, logger: logger)
+                                                     metrics: page, taskPolicy: { [context = server.context] in
+                                                         // The live configuration: a SIGHUP reload changes what tasks may narrow to.
+                                                         let live = context.configuration
+                                                         return TaskPolicyView(policy: live.policy, targets: live.targets.values.map(\.descriptor))
+                                                     }, logger: logger)
                 print("issuance: listening on \(url)")
             } catch {
                 throw CLIError("issuance listener on \(issuance.listenHost):\(issuance.listenPort): \(error)")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Audit
 import Foundation
 import Recording
+import SSHCertificates
 
 /// `--recordings DIR`, shared by sessions, replay, export and verify.
 struct RecordingsOptions: ParsableArguments {
@@ -39,11 +40,14 @@ struct SessionsList: ParsableCommand {
     @Option(name: .customLong("exit-status"), help: "Only sessions that exited with this status.") var exitStatus: UInt32?
     @Option(help: "Only sessions whose command contains this text (\"shell\" for interactive ones).") var command: String?
     @Option(help: "Only sessions in this state: normal, crash, recorder-failure, live, unfinished.") var state: String?
+    @Option(help: "Only sessions of this task (the task_id its certificate was issued for).") var task: String?
+    @Option(help: "Only sessions of the certificate with this serial.") var serial: UInt64?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
     func run() throws {
         let filter = SessionFilter(subject: subject, target: target, scope: scope, sinceMicros: try since.map(parseTime),
-                                   untilMicros: try until.map(parseTime), exitStatus: exitStatus, commandContains: command, state: state)
+                                   untilMicros: try until.map(parseTime), exitStatus: exitStatus, commandContains: command, state: state,
+                                   task: task, serial: serial)
         let index = try store.index()
         let sessions = index.list(filter)
         if json {
@@ -89,19 +93,22 @@ struct SessionsShow: ParsableCommand {
                       ("bytes", "stdin \(s.totals.stdin), stdout \(s.totals.stdout), stderr \(s.totals.stderr)"),
                       ("records", "\(s.recordCount)"), ("final hash", s.finalHash.isEmpty ? "-" : s.finalHash)]
         }
-        let width = lines.map(\.0.count).max() ?? 0
-        for (key, value) in lines { print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)") }
         let auditPath = state + "/audit.log"
+        let records = FileManager.default.fileExists(atPath: auditPath) ? (try? AuditLog.records(path: auditPath)) ?? [] : []
+        // Who asked and why: the issuance record of this session's certificate.
+        if let issued = CertificateTrail.issuance(of: h.certificateSerial, keyID: h.certificateKeyID, in: records) {
+            lines += CertificateTrail.request(issued)
+        } else if let task = CertificateContext.taskID(h.context) {
+            lines.append(("task", task))
+        }
+        let width = lines.map(\.0.count).max() ?? 0
+        for (key, value) in lines { print(CertificateTrail.field(key, value, width: width)) }
         guard FileManager.default.fileExists(atPath: auditPath) else { print("\naudit: no audit log at \(auditPath)"); return }
-        let records = (try? AuditLog.records(path: auditPath)) ?? []
         let related = records.filter { r in
             [h.sessionID, h.recordingID].contains { r.event.object == $0 || r.event.details.values.contains($0) }
         }
         print("\naudit events (\(related.count)):")
-        for r in related {
-            let details = r.event.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            print("  #\(r.seq) \(r.time) \(r.event.action) \(r.event.outcome.rawValue) \(r.event.object) \(details)")
-        }
+        for r in related { print(CertificateTrail.line(r)) }
     }
 }
 

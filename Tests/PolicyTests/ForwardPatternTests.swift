@@ -39,12 +39,12 @@ final class ForwardPatternTests: XCTestCase {
             remote_forwards: ["127.0.0.1:9000-9009"]
         """, file: "g.yaml")
         let db = TargetDescriptor(name: "db-01")
-        XCTAssertEqual(policy.decide(scopes: ["tunnels"], target: db, request: .forwardLocal(host: "127.0.0.1", port: 5432)), .allow(scope: "tunnels", command: nil))
-        XCTAssertEqual(policy.decide(scopes: ["tunnels"], target: db, request: .forwardRemote(host: "127.0.0.1", port: 9005)), .allow(scope: "tunnels", command: nil))
-        guard case .deny(let denial) = policy.decide(scopes: ["tunnels"], target: db, request: .forwardRemote(host: "127.0.0.1", port: 5432)) else { return XCTFail("allowed") }
+        XCTAssertEqual(policy.decide(Entitlement(scopes: ["tunnels"]), target: db, request: .forwardLocal(host: "127.0.0.1", port: 5432)), .allow(scope: "tunnels", command: nil))
+        XCTAssertEqual(policy.decide(Entitlement(scopes: ["tunnels"]), target: db, request: .forwardRemote(host: "127.0.0.1", port: 9005)), .allow(scope: "tunnels", command: nil))
+        guard case .deny(let denial) = policy.decide(Entitlement(scopes: ["tunnels"]), target: db, request: .forwardRemote(host: "127.0.0.1", port: 5432)) else { return XCTFail("allowed") }
         XCTAssertEqual(denial.rule, "remote_forwards")
         XCTAssertEqual(denial.acceptedPatterns, ["127.0.0.1:9000-9009"])
-        guard case .deny(let local) = policy.decide(scopes: ["tunnels"], target: db, request: .forwardLocal(host: "10.0.0.1", port: 5432)) else { return XCTFail("allowed") }
+        guard case .deny(let local) = policy.decide(Entitlement(scopes: ["tunnels"]), target: db, request: .forwardLocal(host: "10.0.0.1", port: 5432)) else { return XCTFail("allowed") }
         XCTAssertEqual(local.rule, "forwards")
         XCTAssertTrue(local.message.contains("forwarding to 10.0.0.1:5432 is not allowed"), local.message)
     }

@@ -23,15 +23,15 @@ final class PolicySetTests: XCTestCase {
     }
 
     func testScopeUnionAndTargets() {
-        XCTAssertEqual(policy.decide(scopes: ["ops-read", "prod-logs"], target: web, request: .exec("journalctl -u nginx -n 10")), .allow(scope: "prod-logs", command: "journalctl -u nginx -n 10"))
-        XCTAssertEqual(policy.decide(scopes: ["ops-read", "prod-logs"], target: web, request: .exec("uptime")), .allow(scope: "ops-read", command: "uptime"))
-        XCTAssertEqual(denial(policy.decide(scopes: ["ops-read"], target: db, request: .exec("uptime")))?.code, .noScope)
-        XCTAssertEqual(denial(policy.decide(scopes: ["prod-logs"], target: stage, request: .exec("uptime")))?.code, .noScope)
-        XCTAssertEqual(policy.login(scopes: ["prod-logs", "ops-read"], target: web), "deploy")
+        XCTAssertEqual(policy.decide(Entitlement(scopes: ["ops-read", "prod-logs"]), target: web, request: .exec("journalctl -u nginx -n 10")), .allow(scope: "prod-logs", command: "journalctl -u nginx -n 10"))
+        XCTAssertEqual(policy.decide(Entitlement(scopes: ["ops-read", "prod-logs"]), target: web, request: .exec("uptime")), .allow(scope: "ops-read", command: "uptime"))
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["ops-read"]), target: db, request: .exec("uptime")))?.code, .noScope)
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["prod-logs"]), target: stage, request: .exec("uptime")))?.code, .noScope)
+        XCTAssertEqual(policy.login(Entitlement(scopes: ["prod-logs", "ops-read"]), target: web), "deploy")
     }
 
     func testUnknownScopeGrantsNothingAndIsReported() throws {
-        let d = try XCTUnwrap(denial(policy.decide(scopes: ["no-such", "ops-read"], target: web, request: .exec("rm -rf /"))))
+        let d = try XCTUnwrap(denial(policy.decide(Entitlement(scopes: ["no-such", "ops-read"]), target: web, request: .exec("rm -rf /"))))
         XCTAssertEqual(d.unknownScopes, ["no-such"])
         XCTAssertEqual(d.scopesTried, ["ops-read"])
         XCTAssertEqual(d.rule, "no-matching-pattern")
@@ -39,7 +39,7 @@ final class PolicySetTests: XCTestCase {
     }
 
     func testDenialMessageCarriesParsableJSON() throws {
-        let d = try XCTUnwrap(denial(policy.decide(scopes: ["ops-read"], target: web, request: .exec("uptime; id"))))
+        let d = try XCTUnwrap(denial(policy.decide(Entitlement(scopes: ["ops-read"]), target: web, request: .exec("uptime; id"))))
         let line = try XCTUnwrap(d.message.split(separator: "\n").first { $0.hasPrefix("gatehouse-denial: ") })
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.dropFirst("gatehouse-denial: ".count).utf8)) as? [String: Any])
         XCTAssertEqual(json["rule"] as? String, "shell-operator")
@@ -57,20 +57,20 @@ final class PolicySetTests: XCTestCase {
             (.agentForwarding, .agentForwarding), (.x11, .x11), (.env(name: "LANG"), .env),
         ]
         for (request, right) in requests {
-            guard case .allow(let scope, _) = policy.decide(scopes: ["break-glass"], target: web, request: request) else { XCTFail("\(right) not granted"); continue }
+            guard case .allow(let scope, _) = policy.decide(Entitlement(scopes: ["break-glass"]), target: web, request: request) else { XCTFail("\(right) not granted"); continue }
             XCTAssertEqual(scope, "break-glass")
-            let refused = denial(policy.decide(scopes: ["ops-read"], target: web, request: request))
+            let refused = denial(policy.decide(Entitlement(scopes: ["ops-read"]), target: web, request: request))
             XCTAssertEqual(refused?.code, .rightNotGranted, "\(right)")
             XCTAssertTrue(refused?.reason.contains(right.rawValue) ?? false)
         }
     }
 
     func testGrantedRightsStillCheckTheirObject() {
-        XCTAssertEqual(denial(policy.decide(scopes: ["break-glass"], target: web, request: .env(name: "LD_PRELOAD")))?.code, .notAllowed)
-        XCTAssertEqual(denial(policy.decide(scopes: ["break-glass"], target: web, request: .forwardLocal(host: "10.0.0.1", port: 22)))?.code, .notAllowed)
-        XCTAssertEqual(denial(policy.decide(scopes: ["break-glass"], target: web, request: .subsystem("shell-helper")))?.code, .notAllowed)
-        XCTAssertEqual(denial(policy.decide(scopes: ["break-glass"], target: web, request: .exec("scp -t /tmp; id")))?.rule, "shell-operator")
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["break-glass"]), target: web, request: .env(name: "LD_PRELOAD")))?.code, .notAllowed)
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["break-glass"]), target: web, request: .forwardLocal(host: "10.0.0.1", port: 22)))?.code, .notAllowed)
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["break-glass"]), target: web, request: .subsystem("shell-helper")))?.code, .notAllowed)
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["break-glass"]), target: web, request: .exec("scp -t /tmp; id")))?.rule, "shell-operator")
         // Patterns of a scope that does not disclose them are never listed.
-        XCTAssertEqual(denial(policy.decide(scopes: ["break-glass"], target: web, request: .exec("id")))?.acceptedPatterns, [])
+        XCTAssertEqual(denial(policy.decide(Entitlement(scopes: ["break-glass"]), target: web, request: .exec("id")))?.acceptedPatterns, [])
     }
 }

@@ -30,9 +30,9 @@ final class PolicyYAMLTests: XCTestCase {
         XCTAssertFalse(ops.recordInput)
         XCTAssertEqual(ops.maxDuration, 3600)
         XCTAssertEqual(ops.idleTimeout, 600)
-        XCTAssertEqual(policy.decide(scopes: ["ops-read"], target: TargetDescriptor(name: "app", labels: ["env": "prod"]), request: .exec("journalctl -u nginx -n 5")),
+        XCTAssertEqual(policy.decide(Entitlement(scopes: ["ops-read"]), target: TargetDescriptor(name: "app", labels: ["env": "prod"]), request: .exec("journalctl -u nginx -n 5")),
                        .allow(scope: "ops-read", command: "journalctl -u nginx -n 5"))
-        XCTAssertEqual(policy.decide(scopes: ["tunnels"], target: TargetDescriptor(name: "db-01"), request: .forwardLocal(host: "127.0.0.1", port: 5432)),
+        XCTAssertEqual(policy.decide(Entitlement(scopes: ["tunnels"]), target: TargetDescriptor(name: "db-01"), request: .forwardLocal(host: "127.0.0.1", port: 5432)),
                        .allow(scope: "tunnels", command: nil))
     }
 

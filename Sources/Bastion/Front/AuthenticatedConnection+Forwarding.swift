@@ -85,7 +85,7 @@ extension AuthenticatedConnection {
         case .agent: (permits, extensionName) = (agent.permissions.agentForwarding, CertificateExtension.permitAgentForwarding)
         case .x11: (permits, extensionName) = (agent.permissions.x11Forwarding, CertificateExtension.permitX11Forwarding)
         }
-        switch configuration.policy.decide(scopes: scopes, target: target.descriptor, request: request) {
+        switch configuration.policy.decide(entitlement, target: target.descriptor, request: request) {
         case .deny(let denial):
             front.logger.info("request refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(denial.reason)"])
             return refused(denial.refusal, ["scopes": scopes.joined(separator: ",")])
@@ -236,7 +236,7 @@ extension AuthenticatedConnection {
     private func acceptOtherSide(_ message: ssh_message, opened: ssh_channel, openedOnTarget: Bool, kind: ForwardedChannel.Kind,
                                  summary: String, target: TargetConfiguration, scope: String?) {
         let number = takeChannelNumber()
-        let login = configuration.policy.login(scopes: scopes, target: target.descriptor) ?? target.login
+        let login = configuration.policy.login(entitlement, target: target.descriptor) ?? target.login
         let recorder: RecordingWriter
         do {
             guard recordingFailure == nil else { throw RecordingUnavailable() }
@@ -317,7 +317,7 @@ extension AuthenticatedConnection {
 
     func forwardLimits() -> (maxDuration: Int?, idleTimeout: Int?) {
         guard let target = targetConfiguration else { return (nil, nil) }
-        let applicable = configuration.policy.applicable(scopes, to: target.descriptor).scopes
+        let applicable = configuration.policy.applicable(entitlement, to: target.descriptor).scopes
         return (applicable.compactMap(\.maxDuration).min(), applicable.compactMap(\.idleTimeout).min())
     }
 }

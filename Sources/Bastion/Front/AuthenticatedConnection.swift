@@ -12,6 +12,10 @@ import SSHCertificates
 final class AuthenticatedConnection {
     unowned let front: FrontConnection
     let agent: ValidatedCertificate
+    /// The scopes narrowed by the certificate's task: every policy question is asked of it.
+    let entitlement: Entitlement
+    let taskID: String?
+    let budgetKey: String
     /// The certificate as offered, re-validated before every new session.
     let certificateBlob: [UInt8]
     let targetName: String
@@ -42,9 +46,12 @@ final class AuthenticatedConnection {
     /// Scratch space for moving bytes, one per connection (all its channels run on its thread).
     let scratch = UnsafeMutableRawPointer.allocate(byteCount: ChannelPump.chunk, alignment: 16)
 
-    init(front: FrontConnection, agent: ValidatedCertificate, certificateBlob: [UInt8], targetName: String) {
+    init(front: FrontConnection, credential: AgentCredential, certificateBlob: [UInt8], targetName: String) {
         self.front = front
-        self.agent = agent
+        agent = credential.validated
+        entitlement = credential.entitlement
+        taskID = credential.taskID
+        budgetKey = credential.budgetKey
         self.certificateBlob = certificateBlob
         self.targetName = targetName
     }
@@ -159,7 +166,7 @@ final class AuthenticatedConnection {
     /// session (`ssh -N -L …`) is not held to the login deadline.
     var mayForwardPorts: Bool {
         guard agent.permissions.portForwarding, let target = targetConfiguration else { return false }
-        return configuration.policy.applicable(scopes, to: target.descriptor).scopes.contains { $0.rights.contains(.forwardLocal) || $0.rights.contains(.forwardRemote) }
+        return configuration.policy.applicable(entitlement, to: target.descriptor).scopes.contains { $0.rights.contains(.forwardLocal) || $0.rights.contains(.forwardRemote) }
     }
 
     func endedCleanly(_ reason: String) -> Bool {
@@ -218,7 +225,7 @@ final class AuthenticatedConnection {
             targetAttached = false
         }
         let limits = self.configuration.limits
-        let login = self.configuration.policy.login(scopes: scopes, target: configuration.descriptor) ?? configuration.login
+        let login = self.configuration.policy.login(entitlement, target: configuration.descriptor) ?? configuration.login
         let connection = try TargetConnection(target: configuration, algorithms: self.configuration.algorithms,
                                               timeoutSeconds: limits.targetConnectTimeoutSeconds, login: login)
         let authorities = front.context.authorities
@@ -272,7 +279,7 @@ final class AuthenticatedConnection {
     /// else on its own, whatever the bastion does. Decided once per connection (the certificate
     /// is shared by its channels), from what the scopes and the agent's certificate allow.
     func targetExtensions(for target: TargetConfiguration) -> [String] {
-        let rights = Set(configuration.policy.applicable(scopes, to: target.descriptor).scopes.flatMap(\.rights))
+        let rights = Set(configuration.policy.applicable(entitlement, to: target.descriptor).scopes.flatMap(\.rights))
         var extensions: [String] = []
         if rights.contains(.pty), agent.permissions.pty { extensions.append(CertificateExtension.permitPTY) }
         if agent.permissions.portForwarding, rights.contains(.forwardLocal) || rights.contains(.forwardRemote) {

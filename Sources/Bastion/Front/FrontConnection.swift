@@ -56,9 +56,10 @@ final class FrontConnection {
         var d = details
         d["session"] = sessionID
         d["peer"] = peer
-        if let agent = authenticated?.agent {
-            d["key_id"] = agent.certificate.keyID
-            d["serial"] = String(agent.certificate.serial)
+        if let connection = authenticated {
+            d["key_id"] = connection.agent.certificate.keyID
+            d["serial"] = String(connection.agent.certificate.serial)
+            if let task = connection.taskID { d["task_id"] = task }
         }
         context.record(AuditEvent(actor: actor, action: action, object: object, outcome: outcome, details: d))
     }
@@ -221,8 +222,9 @@ final class FrontConnection {
                 auditLoginRefusal(&state, target: user, closing: nil)
             }
             return denied
-        case .success(let validated):
+        case .success(let credential):
             guard signed else { return Int32(SSH_AUTH_SUCCESS.rawValue) }
+            let validated = credential.validated
             let c = validated.certificate
             var details = ["principals": c.principals.joined(separator: ","), "scopes": validated.permissions.scopes.joined(separator: ","),
                            "context": validated.permissions.context ?? "", "ca": c.signatureKey.fingerprint,
@@ -230,7 +232,11 @@ final class FrontConnection {
             if !state.probeRefusals.isEmpty {
                 details["keys_refused_first"] = state.probeRefusals.map { "\($0["key"] ?? "?") (\($0["code"] ?? "?"))" }.joined(separator: ", ")
             }
-            phase = .authenticated(AuthenticatedConnection(front: self, agent: validated, certificateBlob: blob, targetName: user))
+            let task = credential.entitlement.task
+            if let targets = task.targets { details["task_targets"] = targets.joined(separator: ",") }
+            if let commands = task.commands { details["task_commands"] = String(commands.map(\.source).joined(separator: " | ").prefix(2048)) }
+            if let budget = task.maxSessions { details["task_max_sessions"] = String(budget) }
+            phase = .authenticated(AuthenticatedConnection(front: self, credential: credential, certificateBlob: blob, targetName: user))
             audit("ssh.login", "target \"\(user)\"", .success, details)
             logger.info("login accepted", metadata: ["key_id": "\(c.keyID)", "target": "\(user)"])
             admission.authenticated()
@@ -238,14 +244,15 @@ final class FrontConnection {
         }
     }
 
-    /// The whole OpenSSH rule set against the live CA store, now.
-    func validate(_ blob: [UInt8]) -> Result<ValidatedCertificate, CertificateRefusal> {
+    /// The whole OpenSSH rule set against the live CA store, now, and the task narrowing compiled.
+    func validate(_ blob: [UInt8]) -> Result<AgentCredential, CertificateRefusal> {
         if let problem = context.authorities.refresh() {
             logger.error("CA store reload failed; keeping the last good trust", metadata: ["error": "\(problem)"])
         }
         let validation = ValidationContext(now: UInt64(Date().timeIntervalSince1970), peerAddress: peerAddress,
                                            trustedCAs: context.authorities.trusted(.user), revocations: context.authorities.revocations)
         return CertificateValidator.openSSHUser(signatureCache: context.signatureCache).validate(offeredKeyBlob: blob, in: validation)
+            .flatMap(AgentCredential.compile)
     }
 
     /// One audit event for a login that failed, naming the deciding refusal and every key tried.

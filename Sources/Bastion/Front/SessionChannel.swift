@@ -66,6 +66,8 @@ final class SessionChannel {
 
     private var configuration: BastionConfiguration { connection.configuration }
     private var scopes: [String] { connection.scopes }
+    private var entitlement: Entitlement { connection.entitlement }
+    private var context: ServerContext { connection.front.context }
     private var targetName: String { connection.targetName }
     private var agent: ValidatedCertificate { connection.agent }
 
@@ -177,7 +179,7 @@ final class SessionChannel {
     /// Whether an auth-agent-req could be granted on this channel (no audit: a probe).
     private var agentForwardingGrantable: Bool {
         guard agent.permissions.agentForwarding, let target = connection.targetConfiguration else { return false }
-        if case .allow = configuration.policy.decide(scopes: scopes, target: target.descriptor, request: .agentForwarding) { return true }
+        if case .allow = configuration.policy.decide(entitlement, target: target.descriptor, request: .agentForwarding) { return true }
         return false
     }
 
@@ -187,7 +189,7 @@ final class SessionChannel {
             return nil
         }
         if let target = connection.targetConfiguration,
-           case .deny(let denial) = configuration.policy.decide(scopes: scopes, target: target.descriptor, request: .pty(term: request.term)) {
+           case .deny(let denial) = configuration.policy.decide(entitlement, target: target.descriptor, request: .pty(term: request.term)) {
             _ = refuse(.pty(request), denial.refusal)
             return nil
         }
@@ -203,7 +205,7 @@ final class SessionChannel {
             _ = refuse(.env(name: name, value: ""), "unknown target", code: "unknown-target", rule: "targets")
             return false
         }
-        switch configuration.policy.decide(scopes: scopes, target: target.descriptor, request: .env(name: name)) {
+        switch configuration.policy.decide(entitlement, target: target.descriptor, request: .env(name: name)) {
         case .allow:
             return true
         case .deny(let denial):
@@ -230,7 +232,7 @@ final class SessionChannel {
                 // Not UTF-8: refused by the splitter's rule on the raw bytes, before any repair.
                 let shown = String(decoding: bytes, as: UTF8.self)
                 if let target = connection.targetConfiguration,
-                   case .deny(let denial) = configuration.policy.decide(scopes: scopes, target: target.descriptor, execBytes: bytes) {
+                   case .deny(let denial) = configuration.policy.decide(entitlement, target: target.descriptor, execBytes: bytes) {
                     return plan(.refuse(refusal(denial)), setup: setup, audit: ("policy.decision", "exec", denial.refusal.auditFields([
                         "target": target.name, "request": shown, "scopes": scopes.joined(separator: ","),
                     ])))
@@ -260,13 +262,34 @@ final class SessionChannel {
         case .shell: policyRequest = .shell
         case .subsystem(let name): policyRequest = .subsystem(name)
         }
-        let login = configuration.policy.login(scopes: scopes, target: target.descriptor) ?? target.login
-        switch configuration.policy.decide(scopes: scopes, target: target.descriptor, request: policyRequest) {
+        let login = configuration.policy.login(entitlement, target: target.descriptor) ?? target.login
+        switch configuration.policy.decide(entitlement, target: target.descriptor, request: policyRequest) {
         case .allow(let scope, let command):
             var details = ["scope": scope, "target": target.name, "login": login, "request": request.auditText]
             if case .exec = request, let command {
                 details["command"] = command
                 request = .exec(command)
+            }
+            if let limit = entitlement.task.maxSessions {
+                // Counted durably before anything reaches the target, so no restart or race
+                // gives a one-shot certificate a second session.
+                switch context.sessionBudgets.take(key: connection.budgetKey, limit: limit, validBefore: agent.certificate.validBefore) {
+                case .granted(let used):
+                    details["task_sessions_used"] = "\(used)/\(limit)"
+                case .exhausted(let used):
+                    let reason = "this certificate may open \(limit) session\(limit == 1 ? "" : "s") and has opened \(used)"
+                    let shape = Refusal(code: "session-budget-spent", rule: "task-max-sessions", reason: reason)
+                    let refusal = SessionRefusal(code: shape.code, rule: shape.rule, reason: reason,
+                                                 message: "gatehouse: denied: \(reason); ask for a new certificate.\ngatehouse-denial: \(shape.json(extra: [("exit_status", "77")]))\n",
+                                                 exitStatus: PolicyDenial.exitStatus)
+                    return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
+                case .failed(let problem):
+                    context.logger.error("session budget unavailable", metadata: ["error": "\(problem)"])
+                    let refusal = SessionRefusal(code: "session-budget-unavailable", rule: "task-max-sessions", reason: "the session budget could not be counted: \(problem)",
+                                                 message: "gatehouse: this certificate's session budget could not be counted, so the session is refused; try again.\n",
+                                                 exitStatus: 255)
+                    return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
+                }
             }
             audit("policy.decision", request.kindName, .success, details)
             state = .starting(setup, .proceed(target: target, login: login, start: request, scope: scope))
@@ -327,7 +350,7 @@ final class SessionChannel {
     /// Opens the recording, then the target channel; a failure of either answers the agent with
     /// the reason (no recording, no session).
     private func begin(setup: SessionSetup, target: TargetConfiguration, login: String, start: SessionStart, scope: String) -> State {
-        let recordsInput = configuration.policy.recordsInput(scopes: scopes, target: target.descriptor)
+        let recordsInput = configuration.policy.recordsInput(entitlement, target: target.descriptor)
         let recorder: RecordingWriter
         do {
             recorder = try connection.startRecording(channel: number, target: target, login: login, command: start.recordedCommand,
@@ -352,7 +375,7 @@ final class SessionChannel {
             answer(stderr: "gatehouse: \(error).\n", exitStatus: 255, pty: setup.pty != nil, close: false)
             return .draining(until: .now + .seconds(2))
         }
-        let limits = configuration.policy.applicable(scopes, to: target.descriptor).scopes
+        let limits = configuration.policy.applicable(entitlement, to: target.descriptor).scopes
         let certificate = agent.certificate
         let summary = SessionSummary(sessionID: connection.front.sessionID, peer: connection.front.peer, target: target.name, login: login,
                                      keyID: certificate.keyID, serial: certificate.serial, principals: certificate.principals, scopes: scopes,

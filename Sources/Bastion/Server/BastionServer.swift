@@ -101,10 +101,13 @@ public final class BastionServer: Sendable {
             thread.start()
         }
         let housekeeping = Thread { [context] in
+            var ticks = 0
             while true {
                 Thread.sleep(forTimeInterval: 1)
                 for event in context.admission.maintain() { context.record(event) }
                 MemoryReturn.trimIfIdle(connections: context.connections.connections)
+                ticks += 1
+                if ticks % 600 == 0 { context.sessionBudgets.prune(now: UInt64(Date().timeIntervalSince1970)) }
             }
         }
         housekeeping.name = "admission"

@@ -19,6 +19,8 @@ public final class ServerContext: Sendable {
     /// Sessions go to `metrics` first, then to the observer the server was given.
     public let observer: (any SessionObserver)?
     public let metrics: BastionMetrics
+    /// Durable session counts of certificates with `max-sessions@gatehouse`.
+    public let sessionBudgets: any SessionBudgetStore
 
     public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
                 metrics: BastionMetrics = BastionMetrics()) throws {
@@ -29,6 +31,7 @@ public final class ServerContext: Sendable {
         admission = AdmissionControl(limits: configuration.limits, metrics: metrics)
         self.observer = MetricsSessionObserver(metrics: metrics, next: observer)
         self.metrics = metrics
+        sessionBudgets = SessionBudgetLedger(directory: "\(configuration.stateDirectory)/session-budgets")
     }
 
     public var configuration: BastionConfiguration { current.withLock { $0 } }

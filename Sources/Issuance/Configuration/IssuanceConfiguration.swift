@@ -23,6 +23,11 @@ public struct IssuanceConfiguration: Sendable {
     /// returned in every issuance answer so `gatehouse login` prints a command that works.
     /// Empty in the file: `serve` fills in the addresses the SSH front listens on.
     public var bastionAddresses: [String] = []
+    /// What the issuance audit record keeps of the prompt a client sent: its text (bounded by
+    /// `auditPromptMaxBytes`), only its SHA-256, or nothing. Never the certificate: only the hash
+    /// goes there.
+    public var auditPrompt = PromptAuditMode.full
+    public var auditPromptMaxBytes = 64 * 1024
 
     public init() {}
 
@@ -49,6 +54,11 @@ public struct IssuanceConfiguration: Sendable {
     public static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
+}
+
+/// `issuance.audit_prompt`.
+public enum PromptAuditMode: String, Sendable {
+    case full, hash, none
 }
 
 /// One trusted OIDC provider.

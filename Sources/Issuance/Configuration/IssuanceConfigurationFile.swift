@@ -28,7 +28,8 @@ extension IssuanceConfiguration {
     static func parse(node: Node, reader r: YAMLReader, knownScopes: Set<String>?) throws -> IssuanceConfiguration {
         var c = IssuanceConfiguration()
         let m = try r.mapping(node, "issuance")
-        try r.onlyKeys(m, ["listen", "tls", "issuers", "mapping", "max_ttl", "default_ttl", "rate_limit", "max_body_bytes", "max_token_bytes", "bastion_addresses"], "issuance")
+        try r.onlyKeys(m, ["listen", "tls", "issuers", "mapping", "max_ttl", "default_ttl", "rate_limit", "max_body_bytes", "max_token_bytes", "bastion_addresses",
+                             "audit_prompt", "audit_prompt_max_bytes"], "issuance")
         if let n = r.node(m, "listen") {
             let text = try r.string(n, "issuance.listen")
             guard let address = ListenAddress(text) else { throw r.error(n, "issuance.listen", "\"\(text)\" is not host:port or [v6]:port") }
@@ -54,6 +55,14 @@ extension IssuanceConfiguration {
         if c.defaultTTL > c.maxTTL { throw r.error(r.node(m, "default_ttl")!, "issuance.default_ttl", "is longer than max_ttl (\(c.maxTTL) s)") }
         c.maxBodyBytes = try r.int(m, "max_body_bytes", "issuance", in: 1024...(1 << 20)) ?? c.maxBodyBytes
         c.maxTokenBytes = try r.int(m, "max_token_bytes", "issuance", in: 1024...(64 * 1024)) ?? c.maxTokenBytes
+        if let n = r.node(m, "audit_prompt") {
+            let text = try r.string(n, "issuance.audit_prompt")
+            guard let mode = PromptAuditMode(rawValue: text) else {
+                throw r.error(n, "issuance.audit_prompt", "\"\(text)\" is not one of full, hash, none")
+            }
+            c.auditPrompt = mode
+        }
+        c.auditPromptMaxBytes = try r.int(m, "audit_prompt_max_bytes", "issuance", in: 256...(1 << 20)) ?? c.auditPromptMaxBytes
         if let n = r.node(m, "rate_limit") {
             let l = try r.mapping(n, "issuance.rate_limit")
             try r.onlyKeys(l, ["per_minute", "burst"], "issuance.rate_limit")

@@ -1,6 +1,8 @@
 import Audit
 import CertificateAuthority
 import Foundation
+import JSONWriting
+import Policy
 import SSHCertificates
 
 /// The issuance decision, independent of HTTP: bearer token and body in, certificate or refusal
@@ -17,9 +19,14 @@ public final class CertificateIssuer: Sendable {
     public let metrics: IssuanceMetrics
     let limiter: RateLimiter
     let clock: @Sendable () -> Double
+    /// The bastion's live scopes and targets, which task narrowing is checked against (nil: a
+    /// standalone issuer, which refuses `targets` and `commands`).
+    let taskPolicy: @Sendable () -> TaskPolicyView?
 
     public init(configuration: IssuanceConfiguration, verifier: TokenVerifier, authority: any SigningAuthority, audit: AuditBatcher,
-                metrics: IssuanceMetrics = IssuanceMetrics(), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+                metrics: IssuanceMetrics = IssuanceMetrics(), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+                taskPolicy: @escaping @Sendable () -> TaskPolicyView? = { nil }) {
+        self.taskPolicy = taskPolicy
         self.configuration = configuration
         self.verifier = verifier
         self.authority = authority
@@ -90,6 +97,15 @@ public final class CertificateIssuer: Sendable {
         case .success(let g): grant = g
         }
         for (k, v) in grant.decidingClaims { details["claim." + k] = v }
+        if let prompt = request.context?.prompt { Self.recordPrompt(prompt, mode: configuration.auditPrompt, limit: configuration.auditPromptMaxBytes, into: &details) }
+        let narrowed: NarrowedGrant
+        switch TaskNarrowingCheck.narrow(request, granted: grant.scopes, view: taskPolicy()) {
+        case .failure(let r):
+            Self.describeNarrowing(request, into: &details)
+            return await refuse(r)
+        case .success(let n): narrowed = n
+        }
+        Self.describeNarrowing(request, into: &details)
         // Lifetime: the shortest of what was asked, what is allowed, and what the token has left,
         // so a certificate never outlives the proof it was issued on.
         let requested = request.ttl ?? configuration.defaultTTL
@@ -100,8 +116,9 @@ public final class CertificateIssuer: Sendable {
             return await refuse(Refusal(.tokenExpired, check: "exp", "the token has no lifetime left to give a certificate (it expires at \(verified.expiry))"))
         }
         var extensions = CertificateTemplate.defaultUserExtensions
-        extensions.append(CertificateOption(name: CertificateExtension.scopes, value: grant.scopes.joined(separator: ",")))
+        extensions.append(CertificateOption(name: CertificateExtension.scopes, value: narrowed.scopes.joined(separator: ",")))
         if let context { extensions.append(CertificateOption(name: CertificateExtension.context, value: context)) }
+        extensions += TaskExtensions.options(narrowed.task)
         let (after, before) = CertificateTemplate.validFor(lifetime, from: UInt64(now))
         let template = CertificateTemplate(key: request.publicKey, type: .user, serial: UInt64.random(in: 1 ... .max), keyID: grant.keyID,
                                            principals: grant.principals, validAfter: after, validBefore: before, extensions: extensions)
@@ -128,9 +145,41 @@ public final class CertificateIssuer: Sendable {
             return .failure(Refusal(.internalError, check: "audit", "the issuance could not be audited, so no certificate is returned"))
         }
         return .success(IssuanceResponse(certificate: certificate.openSSHLine, serial: certificate.serial, key_id: certificate.keyID,
-                                         principals: certificate.principals, scopes: grant.scopes, context: context ?? "",
+                                         principals: certificate.principals, scopes: narrowed.scopes, context: context ?? "",
                                          valid_after: certificate.validAfter, valid_before: certificate.validBefore,
                                          bastion_addresses: configuration.bastionAddresses))
+    }
+
+    /// What the request asked to narrow to, for the audit record (granted or refused).
+    static func describeNarrowing(_ request: IssuanceRequest, into details: inout [String: String]) {
+        if let scopes = request.scopes { details["requested_scopes"] = scopes.joined(separator: ",") }
+        if let targets = request.targets { details["task_targets"] = String(targets.joined(separator: ",").prefix(4096)) }
+        if let commands = request.commands {
+            var w = JSONWriter()
+            w.beginArray()
+            for command in commands { w.string(command) }
+            w.endArray()
+            details["task_commands"] = String(w.text.prefix(16384))
+        }
+        if let budget = request.maxSessions { details["task_max_sessions"] = String(budget) }
+    }
+
+    /// The prompt's text in the issuance record, once per certificate and bounded: whole when it
+    /// fits, else its first `limit` bytes (on a character boundary) and a note that it was cut.
+    static func recordPrompt(_ prompt: String, mode: PromptAuditMode, limit: Int, into details: inout [String: String]) {
+        switch mode {
+        case .none, .hash: return
+        case .full:
+            let bytes = prompt.utf8
+            if bytes.count <= limit {
+                details["prompt"] = prompt
+            } else {
+                var cut = limit
+                while cut > 0, let i = bytes.index(bytes.startIndex, offsetBy: cut, limitedBy: bytes.endIndex), (bytes[i] & 0xC0) == 0x80 { cut -= 1 }
+                details["prompt"] = String(decoding: Array(bytes.prefix(cut)), as: UTF8.self)
+                details["prompt_truncated"] = "\(bytes.count) bytes, first \(cut) kept"
+            }
+        }
     }
 
     /// `Authorization: Bearer <token>`, exactly: one scheme (case-insensitive, RFC 9110), one

@@ -1,19 +1,29 @@
 import Crypto
 import Foundation
 import JSONWriting
+import Policy
 import SSHCertificates
 
 /// `POST /v1/certificates` body, parsed strictly: unknown keys, wrong types and out-of-range
 /// values are refused with `bad_request` naming the field, never ignored or coerced.
 ///
 ///     {"public_key": "ssh-ed25519 AAAA… comment", "ttl": 600,
-///      "context": {"task_id": "…", "prompt_sha256": "<hex>", "prompt": "…", "reason": "…"}}
+///      "context": {"task_id": "…", "prompt_sha256": "<hex>", "prompt": "…", "reason": "…"},
+///      "scopes": ["ops-read"], "targets": ["web-01"], "commands": ["systemctl status nginx"],
+///      "max_sessions": 1}
+///
+/// `scopes`, `targets`, `commands` and `max_sessions` narrow the certificate to one task; each
+/// is checked against what the token grants and refused, never trimmed, when it asks for more.
 public struct IssuanceRequest: Sendable {
     public var publicKey: SSHPublicKey
     public var ttl: UInt64?
     public var context: AgentContext?
+    public var scopes: [String]?
+    public var targets: [String]?
+    public var commands: [String]?
+    public var maxSessions: Int?
 
-    static let topKeys: Set<String> = ["public_key", "ttl", "context"]
+    static let topKeys: Set<String> = ["public_key", "ttl", "context", "scopes", "targets", "commands", "max_sessions"]
 
     public init(json body: [UInt8]) throws(Refusal) {
         guard !body.isEmpty else { throw Refusal(.badRequest, check: "body", "the request body is empty; a JSON object with \"public_key\" is required") }
@@ -21,7 +31,7 @@ public struct IssuanceRequest: Sendable {
             throw Refusal(.badRequest, check: "body", "the request body is not a JSON object (or repeats a field)")
         }
         for key in o.keys.sorted() where !Self.topKeys.contains(key) {
-            throw Refusal(.badRequest, check: "body", "unknown field \"\(key)\" (allowed: context, public_key, ttl)")
+            throw Refusal(.badRequest, check: "body", "unknown field \"\(key)\" (allowed: \(Self.topKeys.sorted().joined(separator: ", ")))")
         }
         guard case .string(let line)? = o["public_key"] else {
             throw Refusal(.badRequest, check: "public_key", "\"public_key\" is required and must be a string holding an OpenSSH public key line")
@@ -46,15 +56,48 @@ public struct IssuanceRequest: Sendable {
         case .object(let c)?: context = try AgentContext(c)
         default: throw Refusal(.badRequest, check: "context", "\"context\" must be an object")
         }
+        scopes = try Self.strings(o, "scopes")
+        targets = try Self.strings(o, "targets")
+        commands = try Self.strings(o, "commands")
+        switch o["max_sessions"] {
+        case nil, .null?: maxSessions = nil
+        case .number(let n)?:
+            guard n.rounded() == n, n >= 1, n <= Double(TaskNarrowing.maximumSessions) else {
+                throw Refusal(.badRequest, check: "max_sessions", "\"max_sessions\" must be a whole number from 1 to \(TaskNarrowing.maximumSessions)")
+            }
+            maxSessions = Int(n)
+        default: throw Refusal(.badRequest, check: "max_sessions", "\"max_sessions\" must be a number")
+        }
+    }
+
+    /// A narrowing list: absent or null means "not narrowed"; present, it must be a non-empty
+    /// array of strings (an empty list would be a certificate for nothing).
+    static func strings(_ o: [String: JSONValue], _ key: String) throws(Refusal) -> [String]? {
+        switch o[key] {
+        case nil, .null?: return nil
+        case .array(let items)?:
+            guard !items.isEmpty, items.count <= TaskNarrowing.maximumEntries else {
+                throw Refusal(.badRequest, check: key, "\"\(key)\" must list 1 to \(TaskNarrowing.maximumEntries) entries")
+            }
+            var values: [String] = []
+            for item in items {
+                guard case .string(let text) = item else { throw Refusal(.badRequest, check: key, "\"\(key)\" must be an array of strings") }
+                if !values.contains(text) { values.append(text) }
+            }
+            return values
+        default: throw Refusal(.badRequest, check: key, "\"\(key)\" must be an array of strings")
+        }
     }
 }
 
 /// Who asked and why, carried in the certificate as `context@gatehouse` so every later action
-/// of the session ties back to it. The prompt itself is never stored: only its SHA-256.
+/// of the session ties back to it. The certificate carries only the prompt's SHA-256; its text
+/// goes to the issuance audit record alone (`issuance.audit_prompt`).
 public struct AgentContext: Sendable, Equatable {
     public var taskID: String?
     public var promptSHA256: String?
     public var reason: String?
+    public var prompt: String?
 
     static let keys: Set<String> = ["task_id", "prompt_sha256", "prompt", "reason"]
 
@@ -80,7 +123,8 @@ public struct AgentContext: Sendable, Equatable {
         if let hash, hash.count != 64 || !hash.allSatisfy(\.isHexDigit) {
             throw Refusal(.badRequest, check: "context.prompt_sha256", "context.prompt_sha256 must be 64 hexadecimal digits")
         }
-        if let prompt = try text("prompt", max: 1 << 20) {
+        prompt = try text("prompt", max: 1 << 20)
+        if let prompt {
             let computed = SHA256.hash(data: Data(prompt.utf8)).map { String(format: "%02x", $0) }.joined()
             if let given = hash, given != computed {
                 throw Refusal(.badRequest, check: "context.prompt_sha256", "context.prompt_sha256 does not match the SHA-256 of context.prompt (\(computed))")

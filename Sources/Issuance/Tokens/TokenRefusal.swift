@@ -19,8 +19,9 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
         case tokenReplayed = "token_replayed"
         case missingClaim = "missing_claim"
         case keysUnavailable = "keys_unavailable"
-        // 403: the token is fine but grants nothing.
+        // 403: the token is fine but grants nothing, or not what the request narrows to.
         case noScopes = "no_scopes"
+        case notGranted = "not_granted"
         // 400 / 413 / 429.
         case badRequest = "bad_request"
         case badPublicKey = "bad_public_key"
@@ -47,7 +48,7 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int {
         switch code {
         case .badRequest, .badPublicKey: return 400
-        case .noScopes: return 403
+        case .noScopes, .notGranted: return 403
         case .tooLarge: return 413
         case .rateLimited: return 429
         case .keysUnavailable: return 503

@@ -1,4 +1,5 @@
 import Foundation
+import SSHCertificates
 
 /// What `sessions list` shows without opening the recording: one line of the session index.
 public struct RecordingSummary: Sendable, Equatable, Codable {
@@ -29,6 +30,9 @@ public struct RecordingSummary: Sendable, Equatable, Codable {
     public var fileSize: UInt64
 
     public var commandDescription: String { command ?? "shell" }
+
+    /// `task_id` of the certificate's context (a JSON object the issuer wrote), if any.
+    public var taskID: String? { CertificateContext.taskID(context) }
 
     /// snake_case on disk and in `sessions list --json`, like every JSON Gatehouse writes.
     enum CodingKeys: String, CodingKey {

@@ -160,11 +160,16 @@ public struct SessionFilter: Sendable {
     /// Substring of the command ("shell" matches interactive sessions).
     public var commandContains: String?
     public var state: String?
+    /// The `task_id` of the certificate's context.
+    public var task: String?
+    public var serial: UInt64?
 
     public init(subject: String? = nil, target: String? = nil, scope: String? = nil, sinceMicros: UInt64? = nil,
-                untilMicros: UInt64? = nil, exitStatus: UInt32? = nil, commandContains: String? = nil, state: String? = nil) {
+                untilMicros: UInt64? = nil, exitStatus: UInt32? = nil, commandContains: String? = nil, state: String? = nil,
+                task: String? = nil, serial: UInt64? = nil) {
         self.subject = subject; self.target = target; self.scope = scope; self.since = sinceMicros; self.until = untilMicros
         self.exitStatus = exitStatus; self.commandContains = commandContains; self.state = state
+        self.task = task; self.serial = serial
     }
 
     public func matches(_ s: RecordingSummary) -> Bool {
@@ -176,6 +181,8 @@ public struct SessionFilter: Sendable {
         if let exitStatus, s.exitStatus != exitStatus { return false }
         if let commandContains, !s.commandDescription.contains(commandContains) { return false }
         if let state, s.state != state { return false }
+        if let task, s.taskID != task { return false }
+        if let serial, s.certificateSerial != serial { return false }
         return true
     }
 }
