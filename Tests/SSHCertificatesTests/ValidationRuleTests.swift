@@ -243,6 +243,32 @@ final class ValidationRuleTests: XCTestCase {
         XCTAssertEqual(refusal(cert)?.code, "malformed-option")
     }
 
+    /// A narrowing the bastion cannot read makes the certificate unusable, never unrestricted;
+    /// so does any extension in Gatehouse's namespace this version does not know.
+    func testMalformedOrUnknownGatehouseExtensionsAreRefused() throws {
+        let bad: [(String, String?)] = [
+            (CertificateExtension.commands, "uptime"), (CertificateExtension.commands, "[]"), (CertificateExtension.commands, "[1]"),
+            (CertificateExtension.commands, "[\"uptime\"] trailing"), (CertificateExtension.commands, nil),
+            (CertificateExtension.targets, ""), (CertificateExtension.targets, "web-01,,db-01"), (CertificateExtension.targets, nil),
+            (CertificateExtension.maxSessions, "0"), (CertificateExtension.maxSessions, "-1"), (CertificateExtension.maxSessions, "one"),
+            (CertificateExtension.maxSessions, "1e3"), (CertificateExtension.maxSessions, nil),
+            ("max-commands@gatehouse", "1"), ("wider@gatehouse", nil),
+        ]
+        for (name, value) in bad {
+            let option = value.map { CertificateOption(name: name, value: $0) } ?? .flag(name)
+            let cert = try template { $0.extensions = [option] }.sign(with: ca)
+            XCTAssertEqual(refusal(cert)?.code, "malformed-option", "\(name)=\(value ?? "(flag)")")
+        }
+        let good = try template { $0.extensions = [CertificateOption(name: CertificateExtension.commands, value: "[\"uptime\",\"echo 'a b'\"]"),
+                                                   CertificateOption(name: CertificateExtension.targets, value: "web-01,db-*"),
+                                                   CertificateOption(name: CertificateExtension.maxSessions, value: "3")] }.sign(with: ca)
+        XCTAssertNil(refusal(good))
+        let permissions = try CertificatePermissions(certificate: good)
+        XCTAssertEqual(permissions.taskCommands, ["uptime", "echo 'a b'"])
+        XCTAssertEqual(permissions.taskTargets, ["web-01", "db-*"])
+        XCTAssertEqual(permissions.maxSessions, 3)
+    }
+
     func testEveryTruncationIsAPreciseErrorNotACrash() throws {
         let blob = try template().sign(with: ca).blob
         for length in 0..<blob.count {

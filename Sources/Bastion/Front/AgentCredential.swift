@@ -28,7 +28,9 @@ struct AgentCredential {
 
     /// This exact certificate (its whole signed blob), for the durable session budget: serials
     /// are the issuer's choice and `ssh-keygen -s` defaults to 0, so they cannot key it.
-    var budgetKey: String {
-        SHA256.hash(data: validated.certificate.blob).map { String(format: "%02x", $0) }.joined()
+    var budgetKey: String { Self.budgetKey(of: validated.certificate) }
+
+    static func budgetKey(of certificate: SSHCertificate) -> String {
+        SHA256.hash(data: certificate.blob).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -133,6 +133,10 @@ scopes:
     targets: [web-01]
     rights: [exec]
     commands: ["uname -sr", "echo {{words...}}"]
+  fleet:
+    targets: [web-01, db-01]
+    rights: [exec, shell]
+    commands: ["uname -sr", "id -un", "hostname", "echo {{words...}}"]
 """
 
 
@@ -255,6 +259,22 @@ targets:
     except BaseException:
         stop_bastion(b)
         raise
+
+
+def restart_serve(b: Bastion) -> None:
+    """Stops `gatehouse serve` by its pid (SIGTERM) and starts it again on the same
+    configuration and state directory, waiting until it listens."""
+    serve = b.procs.pop()
+    stop_pid(serve, grace=30)
+    n = len(list(b.directory.glob("serve*.out")))
+    out, err = b.directory / f"serve{n}.out", b.directory / f"serve{n}.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        again = subprocess.Popen([b.gatehouse, "serve", "--config", str(b.directory / "gatehouse.yaml")], stdin=subprocess.DEVNULL,
+                                 stdout=o, stderr=e, cwd=str(b.directory))
+    b.procs.append(again)
+    wait_for(lambda: "listening on" in out.read_text(errors="replace"), 30, "gatehouse serve (restarted)", again, err)
+    if b.issuance_url:
+        wait_for(lambda: http_ok(b.issuance_url + "/healthz"), 30, "the issuance listener (restarted)", again, err)
 
 
 def stop_bastion(b: Bastion) -> None:

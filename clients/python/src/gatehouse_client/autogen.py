@@ -12,16 +12,17 @@ import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeExecutor, CodeResult
 from autogen_core.tools import FunctionTool
 
+from .certificates import Certificate, make_context, obtain_certificate_async
 from .errors import GatehouseError
 from .ssh import RunResult, run
 
-__all__ = ["GatehouseConnection", "gatehouse_tool", "GatehouseCodeExecutor"]
+__all__ = ["GatehouseConnection", "gatehouse_tool", "GatehouseCodeExecutor", "TaskPlan", "TaskCredential", "task_credential"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -192,3 +193,75 @@ class GatehouseCodeExecutor(CodeExecutor):
         text = result.stdout_text + result.stderr_text
         status = result.exit_status if result.exit_status is not None else 255
         return status, text
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What an agent means to do before it starts: the `(target, command)` steps of its plan,
+    the task id, the prompt that asked for it and why. The certificate minted from it covers
+    exactly these steps, so a model that strays from its plan is refused by the bastion with a
+    `task-commands` or `task-targets` denial it can read and recover from."""
+
+    task_id: str
+    steps: Sequence[Tuple[str, str]]
+    prompt: Optional[str] = None
+    reason: Optional[str] = None
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted({target for target, _ in self.steps})
+
+    @property
+    def commands(self) -> list[str]:
+        seen: list[str] = []
+        for _, command in self.steps:
+            if command not in seen:
+                seen.append(command)
+        return seen
+
+
+@dataclass(frozen=True)
+class TaskCredential:
+    """A certificate narrowed to one plan, and the connection and tool that use it."""
+
+    plan: TaskPlan
+    certificate: Certificate
+    connection: GatehouseConnection
+
+    def tool(self, **kwargs) -> FunctionTool:
+        """`run_command` limited (locally, for the model's benefit) to the plan's targets; the
+        bastion enforces the certificate's narrowing either way."""
+        kwargs.setdefault("targets", self.plan.targets)
+        kwargs.setdefault("description", _TOOL_DESCRIPTION + " Your certificate covers only your plan: "
+                          + "; ".join(f"{t}: {c}" for t, c in self.plan.steps) + ".")
+        return gatehouse_tool(self.connection, **kwargs)
+
+
+async def task_credential(
+    server_url: str,
+    token: str,
+    key_path: PathLike,
+    plan: TaskPlan,
+    *,
+    host: str,
+    port: int,
+    known_hosts: Optional[PathLike] = None,
+    scopes: Optional[Sequence[str]] = None,
+    ttl: int = 600,
+    max_sessions: Optional[int] = None,
+    send_prompt: bool = True,
+    ca_file: Optional[PathLike] = None,
+) -> TaskCredential:
+    """Mints a certificate narrowed to `plan` (its targets and exact commands, optionally a
+    session budget) before the agent starts. The prompt's text goes to the issuance audit record
+    (`send_prompt=False` sends only its hash). Raises the typed `CertificateRequestError` when
+    the plan asks for something the token does not grant (403 `not_granted`, naming it)."""
+    if not plan.steps:
+        raise ValueError("a task plan needs at least one (target, command) step")
+    context = make_context(task_id=plan.task_id, prompt=plan.prompt, reason=plan.reason, send_prompt=send_prompt)
+    certificate = await obtain_certificate_async(
+        server_url, token, key_path, ttl, context, ca_file,
+        scopes=scopes, targets=plan.targets, commands=plan.commands, max_sessions=max_sessions,
+    )
+    connection = GatehouseConnection(host, port, key_path, known_hosts=known_hosts, cert_path=certificate.certificate_path)
+    return TaskCredential(plan, certificate, connection)

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .errors import (
     CertificateRequestError,
@@ -81,8 +81,10 @@ def make_context(
     *,
     send_prompt: bool = False,
 ) -> dict:
-    """A request context: the prompt is hashed (SHA-256, hex); its text is sent only with
-    `send_prompt=True` (the server keeps only the hash either way)."""
+    """A request context: the prompt is hashed (SHA-256, hex) and the hash goes into the
+    certificate; its text is sent only with `send_prompt=True`, and the server then keeps it in
+    the issuance audit record (as its `issuance.audit_prompt` says: full, hash or none) so an
+    auditor can read it beside every session of the task."""
     ctx: dict[str, Any] = {}
     if task_id is not None:
         ctx["task_id"] = task_id
@@ -104,7 +106,30 @@ def _normalise_context(context: Optional[Mapping[str, Any]]) -> Optional[dict]:
     return ctx
 
 
-def build_request(public_key: str, ttl: Optional[int] = None, context: Optional[Mapping[str, Any]] = None) -> dict:
+def _string_list(name: str, values: Optional[Sequence[str]]) -> Optional[list[str]]:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise ValueError(f"{name} must be a list of strings, not one string")
+    out = list(values)
+    if not out or not all(isinstance(v, str) and v for v in out):
+        raise ValueError(f"{name} must be a non-empty list of non-empty strings")
+    return out
+
+
+def build_request(
+    public_key: str,
+    ttl: Optional[int] = None,
+    context: Optional[Mapping[str, Any]] = None,
+    *,
+    scopes: Optional[Sequence[str]] = None,
+    targets: Optional[Sequence[str]] = None,
+    commands: Optional[Sequence[str]] = None,
+    max_sessions: Optional[int] = None,
+) -> dict:
+    """The request body. `scopes`, `targets`, `commands` and `max_sessions` narrow the
+    certificate to one task; the server refuses (403 `not_granted`) anything the token does not
+    grant rather than trimming it."""
     body: dict[str, Any] = {"public_key": public_key}
     if ttl is not None:
         if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
@@ -113,6 +138,14 @@ def build_request(public_key: str, ttl: Optional[int] = None, context: Optional[
     ctx = _normalise_context(context)
     if ctx is not None:
         body["context"] = ctx
+    for name, values in (("scopes", scopes), ("targets", targets), ("commands", commands)):
+        checked = _string_list(name, values)
+        if checked is not None:
+            body[name] = checked
+    if max_sessions is not None:
+        if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions <= 0:
+            raise ValueError(f"max_sessions must be a positive whole number, not {max_sessions!r}")
+        body["max_sessions"] = max_sessions
     return body
 
 
@@ -178,13 +211,21 @@ def obtain_certificate(
     context: Optional[Mapping[str, Any]] = None,
     ca_file: Optional[PathLike] = None,
     *,
+    scopes: Optional[Sequence[str]] = None,
+    targets: Optional[Sequence[str]] = None,
+    commands: Optional[Sequence[str]] = None,
+    max_sessions: Optional[int] = None,
     timeout: float = 30.0,
 ) -> Certificate:
     """Trades `token` for a certificate on `key_path`'s public key (an Ed25519 key is generated
     there if missing) and writes it to `<key_path>-cert.pub` (0644). Raises a subclass of
-    `CertificateRequestError` (with `.status`, `.error`, `.check`, `.message`) on refusal."""
+    `CertificateRequestError` (with `.status`, `.error`, `.check`, `.message`) on refusal.
+
+    `scopes`, `targets`, `commands` (exact command lines or policy patterns) and `max_sessions`
+    narrow the certificate to one task: the bastion then refuses everything else the token's
+    scopes would allow."""
     public_key = ensure_key(key_path)
-    body = build_request(public_key, ttl, context)
+    body = build_request(public_key, ttl, context, scopes=scopes, targets=targets, commands=commands, max_sessions=max_sessions)
     answer = post_certificate_request(server_url, token, body, ca_file=ca_file, timeout=timeout)
     cert_line = answer["certificate"].strip()
     _check_certifies(cert_line, public_key)

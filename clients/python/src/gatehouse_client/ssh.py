@@ -43,7 +43,12 @@ class Denial:
         if self.unknown_scopes:
             lines.append("unknown scopes: " + ", ".join(self.unknown_scopes))
         if self.accepted_patterns:
-            lines.append("commands accepted on this target:")
+            if self.rule == "task-targets":
+                lines.append("your task's certificate covers only these targets:")
+            elif self.rule == "task-commands":
+                lines.append("your task's certificate covers only these commands (stay with your plan, or ask for a new certificate):")
+            else:
+                lines.append("commands accepted on this target:")
             lines.extend(f"  {p}" for p in self.accepted_patterns)
         return "\n".join(lines)
 
