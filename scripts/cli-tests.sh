@@ -168,6 +168,17 @@ pc_cert() { "$GATEHOUSE" cert issue --ca-key "$work/ca" --public-key "$work/agen
   && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --cert "$work/pc-cert.pub" --target web-01 -- 'systemctl status nginx'); [ $? -eq 0 ] \
   && grep -q '^scopes:   ops-read (from' <<<"$out" && grep -q '^decision: allow$' <<<"$out"; }
 check "policy check --cert: scopes read from the certificate" pc_cert
+pc_task() { "$GATEHOUSE" cert issue --ca-key "$work/ca" --public-key "$work/agent.pub" --key-id task-agent --principal agent --scopes ops-read \
+    --target web-01 --command 'systemctl status nginx' --max-sessions 1 -o "$work/task-cert.pub" >/dev/null \
+  && ssh-keygen -L -f "$work/task-cert.pub" | grep -q 'commands@gatehouse' \
+  && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --cert "$work/task-cert.pub" --target web-01 -- 'systemctl status nginx'); [ $? -eq 0 ] \
+  && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --cert "$work/task-cert.pub" --target web-01 -- 'systemctl status sshd'); [ $? -eq 1 ] \
+  && grep -q '"rule":"task-commands"' <<<"$out" \
+  && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --cert "$work/task-cert.pub" --target web-02 -- 'systemctl status nginx'); [ $? -eq 1 ] \
+  && grep -q '"rule":"task-targets"' <<<"$out"; }
+check "cert issue --target/--command: a task certificate, decided by policy check as the bastion decides" pc_task
+task_bad() { err=$("$GATEHOUSE" cert issue --ca-key "$work/ca" --public-key "$work/agent.pub" --key-id x --principal p --scopes ops-read --command 'uptime; id' 2>&1); [ $? -ne 0 ] && grep -q -- '--command' <<<"$err" && grep -q 'shell-operator\|";"' <<<"$err"; }
+check "cert issue --command: a command that could never match is refused before signing" task_bad
 pc_forward() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes db-tunnel --target db-01 --forward 127.0.0.1:5432); [ $? -eq 0 ] && grep -q '^scope:    db-tunnel$' <<<"$out" \
   && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes db-tunnel --target db-01 --forward 10.0.0.5:5432); [ $? -eq 1 ] && grep -q '"rule":"forwards"' <<<"$out" && grep -q 'Accepted here: `127.0.0.1:5432`' <<<"$out"; }
 check "policy check --forward: a port forward decided as the server decides it" pc_forward

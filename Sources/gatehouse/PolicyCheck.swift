@@ -68,13 +68,18 @@ struct PolicyCheck: ParsableCommand {
         let configuration: BastionConfiguration
         do { configuration = try BastionConfiguration.load(file: path) } catch { throw CLIError("\(error)") }
         let policy = configuration.policy
-        var names: [String] = scopes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+        var entitlement = Entitlement(scopes: scopes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [])
         if let cert {
             let text = try readFile(cert)
             do {
                 let certificate = try SSHCertificate(openSSHLine: text.trimmingCharacters(in: .whitespacesAndNewlines))
-                names = try CertificatePermissions(certificate: certificate).scopes
-                print("scopes:   \(names.joined(separator: ",")) (from \(cert), key id \"\(certificate.keyID)\")")
+                let permissions = try CertificatePermissions(certificate: certificate)
+                // The certificate's task narrowing, compiled as the bastion compiles it at login.
+                let task = try TaskNarrowing(targets: permissions.taskTargets, commands: permissions.taskCommands, maxSessions: permissions.maxSessions)
+                entitlement = Entitlement(scopes: permissions.scopes, task: task)
+                print("scopes:   \(permissions.scopes.joined(separator: ",")) (from \(cert), key id \"\(certificate.keyID)\")")
+                if let targets = task.targets { print("task:     targets \(targets.joined(separator: ","))") }
+                if let commands = task.commands { print("task:     commands \(commands.map(\.source).joined(separator: " | "))") }
             } catch { throw CLIError("\(cert): \(error)") }
         }
         var labelMap: [String: String] = configuration.targets[target]?.labels ?? [:]
@@ -98,7 +103,7 @@ struct PolicyCheck: ParsableCommand {
         } else {
             request = .exec(exec)
         }
-        switch policy.decide(Entitlement(scopes: names), target: descriptor, request: request) {
+        switch policy.decide(entitlement, target: descriptor, request: request) {
         case .allow(let scope, let line):
             print("decision: allow")
             print("scope:    \(scope)")
@@ -106,7 +111,7 @@ struct PolicyCheck: ParsableCommand {
                 print("note:     the certificate must also carry permit-port-forwarding")
                 return
             }
-            print("login:    \(policy.login(Entitlement(scopes: names), target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
+            print("login:    \(policy.login(entitlement, target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
             print("sent:     \(line ?? "")")
         case .deny(let denial):
             if case .exec = request {
