@@ -94,3 +94,13 @@ enum ApprovalRecordCoding {
             consumedBy: o["consumed_by"] as? String, expiresAt: ApprovalTime.date(milliseconds: try ms("expires_at_ms")))
     }
 }
+
+extension ApprovalRecord {
+    /// The record as the store file holds it (one JSON object, keys sorted): `approvals list
+    /// --json`, and what an HTTP `GET /v1/approvals/{id}` for operators can answer.
+    public var json: String {
+        var w = JSONWriter()
+        ApprovalRecordCoding.encode(self, into: &w)
+        return w.text
+    }
+}

@@ -80,12 +80,12 @@ public enum ApprovalTransitions {
 }
 
 /// Time as the store and the answers write it.
-enum ApprovalTime {
+public enum ApprovalTime {
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
     static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 
     /// ISO 8601 in UTC with milliseconds, e.g. `2026-12-02T09:15:00.000Z`.
-    static func iso(_ date: Date) -> String {
+    public static func iso(_ date: Date) -> String {
         let ms = milliseconds(date)
         var t = time_t(ms / 1000)
         var parts = tm()
