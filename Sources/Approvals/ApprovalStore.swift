@@ -43,3 +43,15 @@ public protocol ApprovalStore: Sendable {
     /// is first. May return early; callers re-read.
     func waitForChange(since token: UInt64, upTo seconds: TimeInterval) async
 }
+
+extension ApprovalStore {
+    /// Writes down (and audits) expiries every `interval` until the task is cancelled, so an
+    /// approval nobody resends still gets its `approval.expired` record on time. Expiry is
+    /// also recorded by every other transition; reads already report it.
+    public func sweepExpired(every interval: Duration = .seconds(30)) async {
+        while !Task.isCancelled {
+            _ = try? expireDue()
+            try? await Task.sleep(for: interval)
+        }
+    }
+}

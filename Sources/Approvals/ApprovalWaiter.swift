@@ -26,12 +26,16 @@ public struct ApprovalWaiter: Sendable {
     }
 
     /// Waits while request `id` is pending, up to `timeout` (clamped) and up to the request's
-    /// own expiry; answers its status then. Throws `ApprovalRefusal.notFound` for an unknown id.
-    public func wait(for id: String, timeout: TimeInterval? = nil) async throws -> ApprovalAnswer {
+    /// own expiry; answers its status then. Throws `ApprovalRefusal.notFound` for an unknown id,
+    /// and for a request of another identity when `requester` is given (an agent waiting with
+    /// its certificate learns nothing about other agents' requests).
+    public func wait(for id: String, as requester: ApprovalRequester? = nil, timeout: TimeInterval? = nil) async throws -> ApprovalAnswer {
         let deadline = Date().addingTimeInterval(Self.clamp(timeout))
         while true {
             let token = store.changeToken()
-            guard let record = try store.get(id) else { throw ApprovalRefusal.notFound(id: id) }
+            guard let record = try store.get(id), requester.map({ $0.boundIdentity == record.key.identity }) ?? true else {
+                throw ApprovalRefusal.notFound(id: id)
+            }
             let now = store.now()
             let answer = ApprovalAnswer(record, now: now)
             let left = deadline.timeIntervalSinceNow
@@ -44,11 +48,11 @@ public struct ApprovalWaiter: Sendable {
 
     /// `wait` for callers on a thread of their own (the bastion's channel threads): blocks the
     /// calling thread, never a concurrency-pool thread.
-    public func waitBlocking(for id: String, timeout: TimeInterval? = nil) throws -> ApprovalAnswer {
+    public func waitBlocking(for id: String, as requester: ApprovalRequester? = nil, timeout: TimeInterval? = nil) throws -> ApprovalAnswer {
         let box = ResultBox()
         let done = DispatchSemaphore(value: 0)
         Task {
-            do { box.set(.success(try await wait(for: id, timeout: timeout))) } catch { box.set(.failure(error)) }
+            do { box.set(.success(try await wait(for: id, as: requester, timeout: timeout))) } catch { box.set(.failure(error)) }
             done.signal()
         }
         done.wait()

@@ -25,16 +25,21 @@ final class ApprovalWaitTests: XCTestCase {
             _ = try await ApprovalWaiter(store: store).wait(for: "apr-nosuchrequest", timeout: 1)
             XCTFail("unknown id")
         } catch { XCTAssertEqual((error as? ApprovalRefusal)?.code, "approval-not-found") }
+        // Waiting as another identity learns nothing of this request; as the requester, its status.
+        do {
+            _ = try await ApprovalWaiter(store: store).wait(for: id, as: ApprovalRequester(keyID: "oidc:x:mallory", serial: 1, taskID: "task-7"), timeout: 1)
+            XCTFail("another identity's request")
+        } catch { XCTAssertEqual((error as? ApprovalRefusal)?.code, "approval-not-found") }
+        let own = try await ApprovalWaiter(store: store).wait(for: id, as: alice, timeout: 0)
+        XCTAssertEqual(own.status, .pending)
     }
 
     func testADenialReachesTheWaiterWithItsReasonAndNextStop() async throws {
         let store = try FileApprovalStore(directory: try temporaryDirectory(self), audit: AuditCollector().sink)
         let id = try store.request(restartNginx, requester: alice, rule: restartRule).record.id
-        let waiting = Task { try await ApprovalWaiter(store: store).wait(for: id, timeout: 20) }
-        try await Task.sleep(for: .milliseconds(100))
-        let decided = try store.decide(id, approve: false, by: bob, reason: "not during the sale")
-        let answer = try await waiting.value
-        let latency = Date().timeIntervalSince(try XCTUnwrap(decided.decision).at)
+        let (answer, latency) = try await answerToDecision(waitingOn: store, id) {
+            try store.decide(id, approve: false, by: bob, reason: "not during the sale")
+        }
         XCTAssertEqual(answer.status, .denied)
         XCTAssertEqual(answer.next, .stop)
         XCTAssertEqual(answer.reason, "not during the sale")
@@ -60,11 +65,7 @@ final class ApprovalWaitTests: XCTestCase {
         let serving = try FileApprovalStore(directory: directory, audit: AuditCollector().sink)
         let deciding = try FileApprovalStore(directory: directory, audit: AuditCollector().sink)
         let id = try serving.request(restartNginx, requester: alice, rule: restartRule).record.id
-        let waiting = Task { try await ApprovalWaiter(store: serving).wait(for: id, timeout: 20) }
-        try await Task.sleep(for: .milliseconds(300))
-        let decided = try deciding.decide(id, approve: true, by: bob, reason: "")
-        let answer = try await waiting.value
-        let latency = Date().timeIntervalSince(try XCTUnwrap(decided.decision).at)
+        let (answer, latency) = try await answerToDecision(waitingOn: serving, id) { try deciding.decide(id, approve: true, by: bob, reason: "") }
         XCTAssertEqual(answer.next, .resend)
         XCTAssertLessThan(latency, 1)
         print("decision→waiter, another store instance: \(Int(latency * 1000)) ms")
@@ -103,5 +104,16 @@ final class ApprovalWaitTests: XCTestCase {
         let actions = try AuditLog.records(path: state + "/audit.log").map(\.event.action)
         XCTAssertEqual(actions.filter { $0 == "approval.approved" }.count, 9)
         guard case .intact = try AuditLog.verify(path: state + "/audit.log") else { return XCTFail("chain intact") }
+    }
+
+    /// Starts a waiter on `id`, lets it settle into waiting, decides with `decide`, and returns
+    /// the waiter's answer with the time from the decision to it.
+    private func answerToDecision(waitingOn store: FileApprovalStore, _ id: String,
+                                  _ decide: () throws -> ApprovalRecord) async throws -> (ApprovalAnswer, TimeInterval) {
+        let waiting = Task { try await ApprovalWaiter(store: store).wait(for: id, timeout: 20) }
+        try await Task.sleep(for: .milliseconds(300))
+        let decided = try decide()
+        let answer = try await waiting.value
+        return (answer, Date().timeIntervalSince(try XCTUnwrap(decided.decision).at))
     }
 }
