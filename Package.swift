@@ -80,9 +80,16 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Approvals for review commands: request keys, the store (file default), waits, webhooks.
+        .target(name: "Approvals", dependencies: [
+            "Audit", "JSONWriting", "Refusals",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter",
+            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "JSONWriting",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,6 +108,12 @@ let package = Package(
         .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "JSONWritingTests", dependencies: ["JSONWriting"]),
+        // The approvals store on real files, across threads, instances and a real second process; webhooks on loopback.
+        .testTarget(name: "ApprovalsTests", dependencies: [
+            "ProcessSupport", "Approvals", "Audit",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "PolicyTests", dependencies: ["ConfigurationSupport", "Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
