@@ -55,7 +55,7 @@ let package = Package(
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
-            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording",
+            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording", "Approvals",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -63,7 +63,7 @@ let package = Package(
         ]),
         // OIDC token verification, claim mapping and the HTTP issuance service (hummingbird).
         .target(name: "Issuance", dependencies: [
-            "SSHCertificates", "CertificateAuthority", "Audit", "ConfigurationSupport", "Policy", "JSONWriting", "Refusals",
+            "SSHCertificates", "CertificateAuthority", "Audit", "ConfigurationSupport", "Policy", "JSONWriting", "Refusals", "Approvals",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Hummingbird", package: "hummingbird"),

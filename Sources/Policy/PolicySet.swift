@@ -104,6 +104,19 @@ public enum PolicyDecision: Sendable, Equatable {
     /// `command` is set for exec: the rebuilt command line to send.
     case allow(scope: String, command: String?)
     case deny(PolicyDenial)
+    /// An exec no scope allows outright but a scope's `review:` pattern matches: it runs only
+    /// once a person approves this exact `command` (the rebuilt line that would be sent).
+    case review(ReviewRequirement)
+}
+
+/// What an approval request is made of: the scope and pattern that asked for review, who may
+/// decide, how long an approval lasts, and the exact command line that would be sent.
+public struct ReviewRequirement: Sendable, Equatable {
+    public let scope: String
+    public let pattern: String
+    public let command: String
+    public let approvers: [String]
+    public let approvalTTL: Int
 }
 
 /// All configured scopes. A certificate with several scopes gets their union; a scope name the
@@ -175,6 +188,12 @@ public struct PolicySet: Sendable {
                 switch scope.commands.decide(command) {
                 case .allow(_, let line, _): return .allow(scope: scope.name, command: line)
                 case .deny(let refusal): firstRefusal = firstRefusal ?? refusal
+                }
+            }
+            // Allowed outright nowhere: a review pattern makes it a request to a person.
+            for scope in granting where !scope.review.patterns.isEmpty {
+                if case .allow(_, let line, let pattern) = scope.review.decide(command) {
+                    return .review(ReviewRequirement(scope: scope.name, pattern: pattern, command: line, approvers: scope.approvers, approvalTTL: scope.approvalTTL))
                 }
             }
             let patterns = granting.filter(\.disclosePatterns).flatMap { $0.commands.patterns.map(\.source) }

@@ -22,7 +22,8 @@ extension PolicySet {
             let path = "scopes.\(name)"
             guard ScopeNameRule.isValid(name) else { throw reader.error(keyNode, path, "is not a valid scope name (letters, digits, -_.:, at most 64)") }
             let fields = try reader.mapping(value, path)
-            try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "remote_forwards", "record_input", "disclose_patterns", "limits"], path)
+            try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "remote_forwards", "record_input", "disclose_patterns", "limits",
+                                        "review", "approvers", "approval_ttl"], path)
             let targets = try reader.strings(fields, "targets", path, required: true).map { TargetSelector($0) }
             let rights = try reader.strings(fields, "rights", path, required: true).map { (text: String) -> Right in
                 guard let right = Right(rawValue: text) else {
@@ -37,7 +38,19 @@ extension PolicySet {
                     do { patterns.append(try CommandPattern(text)) } catch { throw reader.error(item, "\(path).commands[\(i)]", "\(error)") }
                 }
             }
-            if rights.contains(.exec) && patterns.isEmpty { throw reader.error(keyNode, path, "grants exec but lists no commands") }
+            var review: [CommandPattern] = []
+            if let list = reader.node(fields, "review") {
+                for (i, item) in try reader.sequence(list, "\(path).review").enumerated() {
+                    let text = try reader.string(item, "\(path).review[\(i)]")
+                    do { review.append(try CommandPattern(text)) } catch { throw reader.error(item, "\(path).review[\(i)]", "\(error)") }
+                }
+                if !rights.contains(.exec) { throw reader.error(list, "\(path).review", "lists commands for review but does not grant exec, so they can never match") }
+            }
+            let approvers = try reader.strings(fields, "approvers", path)
+            if !approvers.isEmpty && review.isEmpty { throw reader.error(reader.node(fields, "approvers")!, "\(path).approvers", "is set but the scope has no review patterns") }
+            let approvalTTL = try reader.duration(fields, "approval_ttl", path) ?? Scope.defaultApprovalTTL
+            if !(1...86400).contains(approvalTTL) { throw reader.error(reader.node(fields, "approval_ttl") ?? keyNode, "\(path).approval_ttl", "must be from 1s to 24h") }
+            if rights.contains(.exec) && patterns.isEmpty && review.isEmpty { throw reader.error(keyNode, path, "grants exec but lists no commands") }
             if !rights.contains(.exec) && !patterns.isEmpty, !rights.contains(.scp) {
                 throw reader.error(reader.node(fields, "commands") ?? keyNode, "\(path).commands", "lists commands but does not grant exec, so they can never match")
             }
@@ -54,7 +67,7 @@ extension PolicySet {
                                 environment: Set(try reader.strings(fields, "env", path)), forwards: forwards, remoteForwards: remoteForwards,
                                 recordInput: try reader.bool(fields, "record_input", path) ?? true,
                                 disclosePatterns: try reader.bool(fields, "disclose_patterns", path) ?? true,
-                                maxDuration: maxDuration, idleTimeout: idleTimeout))
+                                maxDuration: maxDuration, idleTimeout: idleTimeout, review: review, approvers: approvers, approvalTTL: approvalTTL))
         }
         return PolicySet(result)
     }

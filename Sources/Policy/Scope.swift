@@ -68,9 +68,21 @@ public struct Scope: Sendable {
     /// Session limits in seconds (nil: none).
     public let maxDuration: Int?
     public let idleTimeout: Int?
+    /// Commands that are neither run nor refused: a person must approve each one first.
+    public let review: CommandAllowlist
+    /// Who may decide this scope's reviews: group names or key-id globs (empty: anyone but the requester).
+    public let approvers: [String]
+    /// How long an approval stays usable after the decision, in seconds.
+    public let approvalTTL: Int
+
+    public static let defaultApprovalTTL = 15 * 60
 
     public init(name: String, targets: [TargetSelector], login: String? = nil, rights: Set<Right>, commands: [CommandPattern] = [],
-                environment: Set<String> = [], forwards: [ForwardPattern] = [], remoteForwards: [ForwardPattern] = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil) {
+                environment: Set<String> = [], forwards: [ForwardPattern] = [], remoteForwards: [ForwardPattern] = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil,
+                review: [CommandPattern] = [], approvers: [String] = [], approvalTTL: Int = Scope.defaultApprovalTTL) {
+        self.review = CommandAllowlist(review)
+        self.approvers = approvers
+        self.approvalTTL = approvalTTL
         self.maxDuration = maxDuration
         self.idleTimeout = idleTimeout
         self.name = name

@@ -1,3 +1,4 @@
+import Approvals
 import AsyncHTTPClient
 import Audit
 import CertificateAuthority
@@ -38,13 +39,14 @@ enum IssuanceAssembly {
     /// `authorities` and `audit` are the bastion's own (one CA store, one audit chain per process);
     /// `metrics` is what `/metrics` serves.
     static func start(configuration: IssuanceConfiguration, authorities: LiveAuthorities, audit: AuditLog, metrics: MetricsPage,
-                      taskPolicy: @escaping @Sendable () -> TaskPolicyView?, logger: Logger) throws -> String {
+                      taskPolicy: @escaping @Sendable () -> TaskPolicyView?, approvals: (any ApprovalStore)?, logger: Logger) throws -> String {
         let verifier = TokenVerifier(issuers: configuration.issuers, source: { DiscoveryKeySource(issuer: $0, client: HTTPClient.shared) }, logger: logger)
         let issuer = CertificateIssuer(configuration: configuration, verifier: verifier, authority: LiveSigningAuthority(authorities),
                                        audit: AuditBatcher(log: audit), taskPolicy: taskPolicy)
         let bound = Mutex<Result<Int, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
-        let app = try IssuanceServer.make(issuer: issuer, metrics: metrics, logger: logger) { port in
+        let decisions = approvals.map { ApprovalDecisions(issuer: issuer, store: $0) }
+        let app = try IssuanceServer.make(issuer: issuer, metrics: metrics, approvals: decisions, logger: logger) { port in
             bound.withLock { $0 = .success(port) }
             ready.signal()
         }

@@ -113,6 +113,13 @@ struct PolicyCheck: ParsableCommand {
             }
             print("login:    \(policy.login(entitlement, target: descriptor) ?? configuration.targets[target]?.login ?? "(target default)")")
             print("sent:     \(line ?? "")")
+        case .review(let review):
+            print("decision: review (exit status 75 on the server until a person approves; then it runs once)")
+            print("scope:    \(review.scope)")
+            print("pattern:  \(review.pattern)")
+            print("approvers: \(review.approvers.isEmpty ? "anyone but the requester" : review.approvers.joined(separator: ", "))")
+            print("sent:     \(review.command)")
+            throw ExitCode(3)
         case .deny(let denial):
             if case .exec = request {
                 print("decision: deny (exit status \(PolicyDenial.exitStatus) on the server)")

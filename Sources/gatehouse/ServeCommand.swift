@@ -1,3 +1,4 @@
+import Approvals
 import ArgumentParser
 import Audit
 import Bastion
@@ -126,6 +127,9 @@ struct ServeCommand: ParsableCommand {
             return source
         }
         server.start()
+        // Expiries of approval requests are written to the audit chain on time, even for
+        // requests nobody resends or waits for.
+        Task.detached { [store = server.context.approvalStore] in await store.sweepExpired() }
         if var issuance {
             // Agents are told where the SSH front is; by default where it listens.
             if issuance.bastionAddresses.isEmpty { issuance.bastionAddresses = server.listenAddresses.map(\.description) }
@@ -139,7 +143,7 @@ struct ServeCommand: ParsableCommand {
                                                          // The live configuration: a SIGHUP reload changes what tasks may narrow to.
                                                          let live = context.configuration
                                                          return TaskPolicyView(policy: live.policy, targets: live.targets.values.map(\.descriptor))
-                                                     }, logger: logger)
+                                                     }, approvals: server.context.approvalStore, logger: logger)
                 print("issuance: listening on \(url)")
             } catch {
                 throw CLIError("issuance listener on \(issuance.listenHost):\(issuance.listenPort): \(error)")

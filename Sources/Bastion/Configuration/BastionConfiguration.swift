@@ -19,10 +19,20 @@ public struct BastionConfiguration: Sendable {
     public var algorithms = AlgorithmSettings()
     public var targets: [String: TargetConfiguration] = [:]
     public var policy = PolicySet([])
+    public var approvals = ApprovalSettings()
     /// The file this was read from, for SIGHUP reloads; nil when running on the defaults.
     public var sourceFile: String?
 
     public init() {}
+}
+
+/// `approvals:`: where requests for a person's approval are announced. The state lives in
+/// `STATE/approvals`; who may decide is each scope's `approvers`.
+public struct ApprovalSettings: Sendable {
+    /// Every new request is POSTed here as JSON, signed with HMAC-SHA256 (retried with backoff,
+    /// never delaying the agent).
+    public var webhookURL: String?
+    public var webhookSecretFile: String?
 }
 
 public struct LogSettings: Sendable {

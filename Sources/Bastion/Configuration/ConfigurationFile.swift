@@ -31,7 +31,7 @@ extension BastionConfiguration {
         guard let root else { return c }
         let r = YAMLReader(file: file)
         let top = try r.mapping(root, "(document)")
-        try r.onlyKeys(top, Set(["listen", "state", "host_keys", "recordings", "log", "limits", "algorithms", "targets", "scopes"]).union(foreignSections), "")
+        try r.onlyKeys(top, Set(["listen", "state", "host_keys", "recordings", "log", "limits", "algorithms", "targets", "scopes", "approvals"]).union(foreignSections), "")
         if let listen = r.node(top, "listen") {
             c.listen = try r.sequence(listen, "listen").enumerated().map { i, item in
                 let text = try r.string(item, "listen[\(i)]")
@@ -117,6 +117,23 @@ extension BastionConfiguration {
             c.algorithms.macs = try list("macs", Set(d.macs), d.macs)
             c.algorithms.hostKeys = try list("host_keys", Set(d.hostKeys), d.hostKeys)
         }
+        if let approvals = r.node(top, "approvals") {
+            let m = try r.mapping(approvals, "approvals")
+            try r.onlyKeys(m, ["webhook_url", "webhook_secret_file"], "approvals")
+            c.approvals.webhookURL = try r.optionalString(m, "webhook_url", "approvals")
+            c.approvals.webhookSecretFile = try r.optionalString(m, "webhook_secret_file", "approvals")
+            if let url = c.approvals.webhookURL {
+                guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                    throw r.error(r.node(m, "webhook_url")!, "approvals.webhook_url", "\"\(url)\" is not an http(s) URL")
+                }
+                guard let secret = c.approvals.webhookSecretFile else {
+                    throw r.error(r.node(m, "webhook_url")!, "approvals.webhook_url", "needs webhook_secret_file: every notification is signed")
+                }
+                guard let bytes = FileManager.default.contents(atPath: secret), bytes.count >= 16 else {
+                    throw r.error(r.node(m, "webhook_secret_file")!, "approvals.webhook_secret_file", "\(secret) cannot be read or holds fewer than 16 bytes")
+                }
+            }
+        }
         if let targets = r.node(top, "targets") {
             for (keyNode, value) in try r.mapping(targets, "targets") {
                 let name = try r.string(keyNode, "targets")
@@ -124,6 +141,9 @@ extension BastionConfiguration {
                     throw r.error(keyNode, "targets.\(name)", "is not a valid target name (letters, digits, -_., at most 64, as an SSH user name)")
                 }
                 guard c.targets[name] == nil else { throw r.error(keyNode, "targets.\(name)", "duplicate target") }
+                guard name != "gatehouse" else {
+                    throw r.error(keyNode, "targets.\(name)", "is reserved: `ssh gatehouse@BASTION -- approval wait ID` reaches the bastion itself")
+                }
                 c.targets[name] = try parseTarget(name: name, node: value, reader: r)
             }
         }

@@ -89,6 +89,9 @@ extension AuthenticatedConnection {
         case .deny(let denial):
             front.logger.info("request refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(denial.reason)"])
             return refused(denial.refusal, ["scopes": scopes.joined(separator: ",")])
+        case .review:
+            // Only exec is ever reviewed: a forward that came back as review is refused.
+            return refused(Refusal(code: "not-allowed", rule: "forwards", reason: "forwards are never released by approval"))
         case .allow(let scope, _):
             guard permits else { return refused(Refusal(code: "certificate", rule: extensionName, reason: "the certificate has no \(extensionName) extension")) }
             return (target, scope)

@@ -23,13 +23,22 @@ final class SessionChannel {
         case starting(SessionSetup, SessionPlan)
         /// Relaying through a channel on the target connection.
         case running(RunningSession)
+        /// Waiting for an answer computed off the connection's thread (an approval wait).
+        case answering(PendingAnswer, pty: Bool)
         /// Refused and answered (stderr, exit status, EOF); the channel closes once the agent has
-        /// sent its own EOF, or at `until`: a client that writes its input right after its exec
-        /// was accepted (asyncssh's `run(input=…)`) must not find the channel already closed.
+        /// sent its own EOF, or at `until` (`answerGrace`): a client that writes its input right
+        /// after its exec was accepted (asyncssh's `run(input=…)`) must not find the channel already closed.
         case draining(until: ContinuousClock.Instant)
         /// Answered and closed (or aborted): nothing more is accepted.
         case finished
     }
+
+    /// How long an answered (refused) channel stays open for input the client sent right after
+    /// its exec was accepted (asyncssh's `run(input=…)` writes before it reads the answer) when
+    /// the client sends no EOF of its own: longer than a round trip on any sane network, short
+    /// enough that a client waiting for the close (asyncssh without input) has its answer well
+    /// under a second — an agent's pending-approval or denial answer must not cost it seconds.
+    static let answerGrace: Duration = .milliseconds(500)
 
     unowned let connection: AuthenticatedConnection
     let channel: ssh_channel
@@ -169,6 +178,7 @@ final class SessionChannel {
         case .setup: return "setup"
         case .starting: return "starting"
         case .running: return "running"
+        case .answering: return "answering"
         case .draining: return "answered"
         case .finished: return "finished"
         }
@@ -208,6 +218,10 @@ final class SessionChannel {
         switch configuration.policy.decide(entitlement, target: target.descriptor, request: .env(name: name)) {
         case .allow:
             return true
+        case .review:
+            // Only exec is ever reviewed; anything else that came back as review is refused.
+            _ = refuse(.env(name: name, value: ""), "environment variables are not reviewed", code: "not-allowed", rule: "env")
+            return false
         case .deny(let denial):
             _ = refuse(.env(name: name, value: ""), denial.refusal, ["variable": String(name.prefix(128))])
             return false
@@ -248,6 +262,9 @@ final class SessionChannel {
                 return refuse(.subsystem(""), "the certificate has a force-command", code: "certificate", rule: "force-command")
             }
             request = .exec(forced)
+        }
+        if targetName == ApprovalDesk.reservedTarget, connection.targetConfiguration == nil {
+            return decideReserved(request, setup: setup)
         }
         guard let target = connection.targetConfiguration else {
             let refusal = SessionRefusal(code: "unknown-target", rule: "targets", reason: "unknown target",
@@ -294,6 +311,22 @@ final class SessionChannel {
             audit("policy.decision", request.kindName, .success, details)
             state = .starting(setup, .proceed(target: target, login: login, start: request, scope: scope))
             return .success
+        case .review(let review):
+            var details = ["scope": review.scope, "target": target.name, "login": login, "request": request.auditText, "command": review.command,
+                           "review_pattern": review.pattern]
+            switch ApprovalDesk(context: context).admit(review, target: target.name, login: login,
+                                                        requester: ApprovalDesk.requester(agent, taskID: connection.taskID), session: connection.front.sessionID) {
+            case .release(let record):
+                // Approved for exactly this line, consumed before it runs: it runs once.
+                details["approval_id"] = record.id
+                details["approved_by"] = record.decision?.approver ?? ""
+                request = .exec(review.command)
+                audit("policy.decision", request.kindName, .success, details)
+                state = .starting(setup, .proceed(target: target, login: login, start: request, scope: review.scope))
+                return .success
+            case .answer(let refusal):
+                return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
+            }
         case .deny(let denial):
             let details = denial.refusal.auditFields(["target": target.name, "request": request.auditText, "scopes": scopes.joined(separator: ",")])
             if case .subsystem = request {
@@ -301,6 +334,25 @@ final class SessionChannel {
                 return .failure
             }
             return plan(.refuse(refusal(denial)), setup: setup, audit: ("policy.decision", request.kindName, details))
+        }
+    }
+
+    /// The reserved target answers only its own commands, to the certificate's own requests.
+    private func decideReserved(_ request: SessionStart, setup: SessionSetup) -> RequestReply {
+        guard case .exec(let line) = request else {
+            let refusal = SessionRefusal(code: "unknown-command", rule: "reserved-target", reason: "the bastion itself runs no shell or subsystem",
+                                         message: "gatehouse: \"\(ApprovalDesk.reservedTarget)\" is the bastion itself: it answers only `approval wait ID` and `approval show ID`.\n",
+                                         exitStatus: 255)
+            return plan(.refuse(refusal), setup: setup, audit: ("session.target", "target \"\(targetName)\"", refusal.refusal.auditFields(["request": request.auditText])))
+        }
+        switch ApprovalDesk.parse(line) {
+        case .failure(let refusal):
+            let answer = SessionRefusal(code: refusal.code, rule: refusal.rule, reason: refusal.reason, message: "gatehouse: \(refusal.reason).\n", exitStatus: 255)
+            return plan(.refuse(answer), setup: setup, audit: ("session.target", "target \"\(targetName)\"", refusal.auditFields(["request": request.auditText])))
+        case .success(let command):
+            audit("approval.wait", "approvals", .success, ["request": request.auditText])
+            state = .starting(setup, .answerLater(command))
+            return .success
         }
     }
 
@@ -330,7 +382,26 @@ final class SessionChannel {
             return true
         case .starting(let setup, .refuse(let refusal)):
             answer(stderr: refusal.message, exitStatus: refusal.exitStatus, pty: setup.pty != nil, close: false)
-            state = .draining(until: .now + .seconds(2))
+            state = .draining(until: .now + Self.answerGrace)
+            return true
+        case .starting(let setup, .answerLater(let command)):
+            let pending = PendingAnswer()
+            ApprovalDesk(context: context).run(command, as: ApprovalDesk.requester(agent, taskID: connection.taskID), into: pending, wakeup: connection.front.wakeup)
+            state = .answering(pending, pty: setup.pty != nil)
+            return true
+        case .answering(let pending, let pty):
+            guard ssh_channel_is_closed(channel) == 0 else {
+                // The agent gave up waiting: the wait ends at its own timeout, answering no one.
+                state = .finished
+                return true
+            }
+            guard let ready = pending.ready else { return false }
+            if !ready.stdout.isEmpty {
+                var bytes = Array((pty ? ready.stdout.replacingOccurrences(of: "\n", with: "\r\n") : ready.stdout).utf8)
+                bytes.withUnsafeMutableBytes { _ = ssh_channel_write(channel, $0.baseAddress, UInt32(min($0.count, Int(ssh_channel_window_size(channel))))) }
+            }
+            answer(stderr: ready.stderr, exitStatus: ready.exitStatus, pty: pty, close: false)
+            state = .draining(until: .now + Self.answerGrace)
             return true
         case .starting(let setup, .proceed(let target, let login, let start, let scope)):
             FrontCallbacks.refuseAgentRequests(callbacks)
@@ -360,7 +431,7 @@ final class SessionChannel {
                   Refusal(code: "recording-unavailable", rule: "recorder", reason: "\(error)").auditFields(["request": start.auditText]))
             connection.front.logger.error("recording could not start; session refused", metadata: ["error": "\(error)"])
             answer(stderr: "gatehouse: the session cannot be recorded (\(error)), so it is refused.\n", exitStatus: 255, pty: setup.pty != nil, close: false)
-            return .draining(until: .now + .seconds(2))
+            return .draining(until: .now + Self.answerGrace)
         }
         let back: ssh_channel
         do {
@@ -373,7 +444,7 @@ final class SessionChannel {
             _ = try? recorder.marker("target failed: \(error)")
             _ = try? recorder.finish()
             answer(stderr: "gatehouse: \(error).\n", exitStatus: 255, pty: setup.pty != nil, close: false)
-            return .draining(until: .now + .seconds(2))
+            return .draining(until: .now + Self.answerGrace)
         }
         let limits = configuration.policy.applicable(entitlement, to: target.descriptor).scopes
         let certificate = agent.certificate

@@ -73,4 +73,6 @@ enum SessionPlan {
     case proceed(target: TargetConfiguration, login: String, start: SessionStart, scope: String)
     /// Refused before anything reaches a target: the message goes to the agent's stderr.
     case refuse(SessionRefusal)
+    /// A command of the reserved target (`approval wait …`), answered off the connection's thread.
+    case answerLater(ApprovalDesk.Command)
 }

@@ -1,3 +1,4 @@
+import Approvals
 import Audit
 import CertificateAuthority
 import Foundation
@@ -21,6 +22,9 @@ public final class ServerContext: Sendable {
     public let metrics: BastionMetrics
     /// Durable session counts of certificates with `max-sessions@gatehouse`.
     public let sessionBudgets: any SessionBudgetStore
+    /// Requests for a person's approval (`STATE/approvals`), and the gate a review command passes.
+    public let approvalStore: any ApprovalStore
+    public let approvals: ApprovalGate
 
     public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
                 metrics: BastionMetrics = BastionMetrics()) throws {
@@ -32,6 +36,20 @@ public final class ServerContext: Sendable {
         self.observer = MetricsSessionObserver(metrics: metrics, next: observer)
         self.metrics = metrics
         sessionBudgets = SessionBudgetLedger(directory: "\(configuration.stateDirectory)/session-budgets")
+        // Every transition is in the audit chain before the store acts on it: a failed write
+        // fails the transition (nothing is released that the log does not show).
+        let auditLog = audit
+        let sink: ApprovalAuditSink = { events in
+            for event in events { _ = try auditLog.appendSharingSync(event) }
+        }
+        let store = try FileApprovalStore(stateDirectory: configuration.stateDirectory, audit: sink, metrics: ApprovalMetrics())
+        approvalStore = store
+        var notifier: (any ApprovalNotifier)?
+        if let url = configuration.approvals.webhookURL, let secretFile = configuration.approvals.webhookSecretFile {
+            let secret = FileManager.default.contents(atPath: secretFile).map { Array($0) } ?? []
+            notifier = WebhookNotifier(url: url, secret: secret, audit: sink)
+        }
+        approvals = ApprovalGate(store: store, notifier: notifier)
     }
 
     public var configuration: BastionConfiguration { current.withLock { $0 } }

@@ -18,8 +18,24 @@ public struct IssuanceRequestContext: RequestContext {
 
 /// The HTTP surface: `POST /v1/certificates`, the CA keys, the KRL, health and metrics.
 public enum IssuanceRoutes {
-    public static func router(issuer: CertificateIssuer, metrics: MetricsPage) -> Router<IssuanceRequestContext> {
+    public static func router(issuer: CertificateIssuer, metrics: MetricsPage, approvals: ApprovalDecisions? = nil) -> Router<IssuanceRequestContext> {
         let router = Router(context: IssuanceRequestContext.self)
+        if let approvals {
+            router.post("/v1/approvals/:id/decision") { request, context -> Response in
+                var request = request
+                let id = context.parameters.get("id") ?? ""
+                guard let body = try? await request.collectBody(upTo: 16 * 1024) else {
+                    return refusalResponse(Refusal(.tooLarge, check: "body", "the decision body is larger than 16384 bytes"))
+                }
+                let answer = await approvals.decide(authorization: request.headers[.authorization], id: id, body: Array(buffer: body), peer: context.peer)
+                return json(HTTPResponse.Status(code: answer.status), Data(answer.body.utf8))
+            }
+            router.get("/v1/approvals/:id") { request, context -> Response in
+                let answer = await approvals.status(authorization: request.headers[.authorization], id: context.parameters.get("id") ?? "",
+                                                    wait: request.uri.queryParameters.get("wait"), peer: context.peer)
+                return json(HTTPResponse.Status(code: answer.status), Data(answer.body.utf8))
+            }
+        }
         let limit = issuer.configuration.maxBodyBytes
         router.post("/v1/certificates") { request, context -> Response in
             var request = request

@@ -133,6 +133,18 @@ scopes:
     targets: [web-01]
     rights: [exec]
     commands: ["uname -sr", "echo {{words...}}"]
+  deploy:
+    targets: [web-01]
+    rights: [exec]
+    commands: ["uname -sr"]
+    review: ["touch {{path: path under {d}/www}}"]
+    approvers: [sre, "local:*"]
+  deploy-short:
+    targets: [web-01]
+    rights: [exec]
+    review: ["mkdir {{path: path under {d}/www}}"]
+    approvers: ["local:*"]
+    approval_ttl: 2s
   fleet:
     targets: [web-01, db-01]
     rights: [exec, shell]

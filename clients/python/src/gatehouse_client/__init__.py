@@ -20,6 +20,7 @@ from .errors import (
     RateLimited,
     ServerError,
 )
+from .approvals import APPROVAL_EXIT_STATUS, Approval, parse_approval, wait_for_approval
 from .ssh import DENIED_EXIT_STATUS, Denial, RunResult, parse_denial, run, run_sync
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __all__ = [
     "obtain_certificate_async", "BadRequest", "CertificateRequestError", "Forbidden",
     "GatehouseConnectionError", "GatehouseError", "InvalidToken", "PayloadTooLarge", "RateLimited",
     "ServerError", "DENIED_EXIT_STATUS", "Denial", "RunResult", "parse_denial", "run", "run_sync",
+    "APPROVAL_EXIT_STATUS", "Approval", "parse_approval", "wait_for_approval",
     "gatehouse_tool", "GatehouseCodeExecutor", "GatehouseConnection",
 ]
 

@@ -18,11 +18,13 @@ from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock, CodeExecutor, CodeResult
 from autogen_core.tools import FunctionTool
 
+from .approvals import Approval, wait_for_approval
 from .certificates import Certificate, make_context, obtain_certificate_async
 from .errors import GatehouseError
 from .ssh import RunResult, run
 
-__all__ = ["GatehouseConnection", "gatehouse_tool", "GatehouseCodeExecutor", "TaskPlan", "TaskCredential", "task_credential"]
+__all__ = ["GatehouseConnection", "gatehouse_tool", "approval_wait_tool", "GatehouseCodeExecutor", "TaskPlan", "TaskCredential",
+           "task_credential"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -47,14 +49,42 @@ class GatehouseConnection:
             input=input, timeout=self.timeout, connect_timeout=self.connect_timeout,
         )
 
+    async def wait_for_approval(self, approval_id: str, timeout: float = 50.0) -> Approval:
+        """A bounded wait (≤ 300 s, default 50 s: under an agent's 60 s tool clock) for a person
+        to decide `approval_id`, with this connection's certificate."""
+        return await wait_for_approval(self.host, self.port, approval_id, self.key_path, cert_path=self.cert_path,
+                                       known_hosts=self.known_hosts, timeout=timeout, connect_timeout=self.connect_timeout)
+
 
 _TOOL_DESCRIPTION = (
     "Run one command on a production host through the Gatehouse SSH bastion. "
     "`target` is the host's name as configured on the bastion (e.g. web-01); `command` is one "
     "command line with its arguments. No shell features: pipes, `;`, `&&`, redirections, `$VAR`, "
     "globs and backquotes are refused. Only commands allowed by your scopes run; a refusal "
-    "lists the commands accepted on that target. Returns the exit status, stdout and stderr."
+    "lists the commands accepted on that target. Some commands need a person's approval first: "
+    "they return PENDING APPROVAL with an id at once; call wait_for_approval with it, and once "
+    "approved resend exactly the same command (it then runs once). Returns the exit status, stdout and stderr."
 )
+
+
+def approval_wait_tool(connection: GatehouseConnection, *, name: str = "wait_for_approval", max_wait: float = 50.0) -> FunctionTool:
+    """An AutoGen `FunctionTool` `wait_for_approval(approval_id) -> str`: waits at most `max_wait`
+    seconds (under the 60 s at which tool calls die) and says what to do next: wait again,
+    resend the identical command, or stop (with the approver's reason)."""
+    conn = connection
+
+    async def wait_for_approval(approval_id: str) -> str:
+        try:
+            approval = await conn.wait_for_approval(approval_id, timeout=max_wait)
+        except GatehouseError as e:
+            return f"ERROR: {e}"
+        if approval.pending:
+            return approval.describe().replace("PENDING APPROVAL", "STILL PENDING", 1) + " (call wait_for_approval again)"
+        return approval.describe()
+
+    return FunctionTool(wait_for_approval, name=name, strict=False,
+                        description="Wait (up to about a minute) for a person to approve or deny a pending Gatehouse approval "
+                                    "request, by its approval_id. Says whether to wait again, resend the identical command, or stop.")
 
 
 def gatehouse_tool(
@@ -188,7 +218,20 @@ class GatehouseCodeExecutor(CodeExecutor):
             result = await task
         except GatehouseError as e:
             return 255, f"ERROR: {e}"
-        if result.denial is not None:
+        if result.pending:
+            # Wait for a person within this executor's own time budget, then resend once.
+            approval = result.approval
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._timeout
+            while approval.pending and loop.time() < deadline:
+                try:
+                    approval = await self._connection.wait_for_approval(approval.approval_id, timeout=min(50.0, max(0.0, deadline - loop.time())))
+                except GatehouseError as e:
+                    return 255, f"ERROR: {e}"
+            if approval.next != "resend":
+                return result.exit_status or 75, approval.describe()
+            result = await asyncio.wait_for(self._connection.run(self._target, command, input=stdin), self._timeout)
+        if result.denial is not None or result.approval is not None:
             return result.exit_status or 77, result.describe()
         text = result.stdout_text + result.stderr_text
         status = result.exit_status if result.exit_status is not None else 255

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from .approvals import APPROVAL_EXIT_STATUS, Approval, parse_approval
 from .errors import GatehouseConnectionError, GatehouseError
 
 __all__ = ["Denial", "RunResult", "parse_denial", "run", "run_sync", "DENIED_EXIT_STATUS"]
@@ -120,6 +121,13 @@ class RunResult:
     exit_status: Optional[int]
     exit_signal: Optional[str] = None
     denial: Optional[Denial] = None
+    #: Set when the command needs (or needed) a person's approval: exit status 75 while pending,
+    #: 77 when the approval was denied, expired or already used.
+    approval: Optional["Approval"] = None
+
+    @property
+    def pending(self) -> bool:
+        return self.approval is not None and self.approval.pending
 
     @property
     def stdout_text(self) -> str:
@@ -138,8 +146,13 @@ class RunResult:
         return self.exit_status == 0
 
     def describe(self, limit: int = 16000) -> str:
-        """The result as text for an agent: output, errors, exit status, or the denial."""
+        """The result as text for an agent: output, errors, exit status, the denial, or what to
+        do about an approval."""
+        if self.approval is not None and (self.pending or self.denial is None):
+            return self.approval.describe() + f"\n(exit status {self.exit_status}; the command did not reach {self.target})"
         if self.denial is not None:
+            if self.approval is not None:
+                return self.denial.describe() + "\n" + self.approval.describe() + f"\n(exit status {self.exit_status}; the command did not reach {self.target})"
             return self.denial.describe() + f"\n(exit status {self.exit_status}; the command did not reach {self.target})"
         parts = [f"exit status: {self.exit_status}" + (f" (signal {self.exit_signal})" if self.exit_signal else "")]
         out, err = self.stdout_text, self.stderr_text
@@ -233,7 +246,8 @@ async def run(
     stderr = completed.stderr or b""
     signal = completed.exit_signal[0] if completed.exit_signal else None
     status = completed.exit_status
-    return RunResult(target, line, stdout, stderr, status, signal, parse_denial(stderr, status))
+    approval = parse_approval(stderr) if status in (APPROVAL_EXIT_STATUS, DENIED_EXIT_STATUS) else None
+    return RunResult(target, line, stdout, stderr, status, signal, parse_denial(stderr, status), approval)
 
 
 def run_sync(*args, **kwargs) -> RunResult:
