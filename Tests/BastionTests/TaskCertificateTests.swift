@@ -154,3 +154,17 @@ final class TaskCertificateTests: SharedFixtureTestCase {
         XCTAssertEqual(reopened.take(key: key, limit: 2, validBefore: certificate.validBefore), .exhausted(used: 2))
     }
 }
+
+/// The reserved target's commands, parsed strictly with the same splitter as every exec.
+final class ReservedTargetParseTests: XCTestCase {
+    func testOnlyApprovalWaitAndShowAreKnown() {
+        XCTAssertEqual(try? ApprovalDesk.parse("approval wait apr-1a2b").get(), .wait(id: "apr-1a2b", timeout: nil))
+        XCTAssertEqual(try? ApprovalDesk.parse("approval wait apr-1a2b --timeout 50").get(), .wait(id: "apr-1a2b", timeout: 50))
+        XCTAssertEqual(try? ApprovalDesk.parse("approval show apr-1a2b").get(), .show(id: "apr-1a2b"))
+        for bad in ["", "uptime", "approval", "approval wait", "approval wait apr-1; id", "approval wait ../x", "approval wait apr-1 --timeout -1",
+                    "approval wait apr-1 --timeout soon", "approval approve apr-1", "approval show apr-1 extra"] {
+            guard case .failure(let refusal) = ApprovalDesk.parse(bad) else { XCTFail("accepted \"\(bad)\""); continue }
+            XCTAssertEqual(refusal.rule, "reserved-target", bad)
+        }
+    }
+}
