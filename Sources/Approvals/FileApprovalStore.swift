@@ -49,6 +49,7 @@ public final class FileApprovalStore: ApprovalStore {
         self.metrics = metrics
         self.retention = retention
         self.clock = clock
+        try ApprovalStateFile.withExclusiveLock(lockDescriptor) { [file] in file.removeOrphanedTemporaries() }
         _ = try records()
     }
 

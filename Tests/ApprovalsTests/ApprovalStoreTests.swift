@@ -213,6 +213,7 @@ final class ApprovalStoreTests: XCTestCase {
         // A crash between writing the temporary file and the rename leaves the old state.
         try Data("{\"approvals\":[{\"torn".utf8).write(to: URL(fileURLWithPath: directory + "/approvals.json.tmp-1-2"))
         XCTAssertEqual(try FileApprovalStore(directory: directory, audit: AuditCollector().sink).get(id)?.id, id)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/approvals.json.tmp-1-2"), "the orphan is removed on open")
         try Data("{\"approvals\":[{\"torn".utf8).write(to: URL(fileURLWithPath: directory + "/approvals.json"))
         XCTAssertThrowsError(try FileApprovalStore(directory: directory, audit: AuditCollector().sink)) {
             XCTAssertTrue("\($0)".contains("damaged"), "\($0)")
