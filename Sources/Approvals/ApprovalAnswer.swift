@@ -7,7 +7,7 @@ import JSONWriting
 /// `{"approval_id":"apr-…","command":"systemctl restart nginx","expires":"2026-12-02T10:15:00.000Z",
 ///   "next":"wait","retry_after":5,"status":"pending","target":"web-01"}`
 ///
-/// plus `decided_by` and `reason` once decided (a denial's reason is what the agent acts on).
+/// plus `decided_by` once decided and, for a denial, its `reason` (what the agent acts on).
 public struct ApprovalAnswer: Sendable, Equatable {
     /// What the agent should do next.
     public enum Next: String, Sendable {
@@ -47,7 +47,8 @@ public struct ApprovalAnswer: Sendable, Equatable {
         command = record.key.command
         expires = record.expiresAt
         decidedBy = record.decision?.approver
-        reason = record.decision.map(\.reason).flatMap { $0.isEmpty ? nil : $0 }
+        // Only a denial's reason is for the agent; an approver's note stays in the audit log.
+        reason = status == .denied ? record.decision.map(\.reason) : nil
     }
 
     public var json: String {

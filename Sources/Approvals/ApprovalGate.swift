@@ -5,6 +5,19 @@ public protocol ApprovalNotifier: Sendable {
     func requested(_ record: ApprovalRecord)
 }
 
+/// Notifiers chosen by the request's scope (a scope's own `webhook:`), else the global one.
+public struct ScopedNotifiers: ApprovalNotifier {
+    public let byScope: [String: any ApprovalNotifier]
+    public let global: (any ApprovalNotifier)?
+
+    public init(byScope: [String: any ApprovalNotifier] = [:], global: (any ApprovalNotifier)? = nil) {
+        self.byScope = byScope
+        self.global = global
+    }
+
+    public func requested(_ record: ApprovalRecord) { (byScope[record.rule.scope] ?? global)?.requested(record) }
+}
+
 /// The one call the bastion makes when an exec matched a scope's `review:` pattern (after the
 /// command passed the splitter and was rebuilt into the exact line that would be sent):
 ///

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JSONWriting
 
 /// Who asks for an approval: the agent's certificate as the bastion verified it.
 public struct ApprovalRequester: Sendable, Equatable {
@@ -20,11 +21,12 @@ public struct ApprovalRequester: Sendable, Equatable {
     }
 
     /// The identity an approval is bound to (see `ApprovalRequestKey`):
-    /// `key_id=<key id>;task_id=<task>` when the certificate names a task,
-    /// `key_id=<key id>;serial=<serial>` otherwise.
+    /// `key_id="<key id>" task_id="<task>"` when the certificate names a task,
+    /// `key_id="<key id>" serial=<serial>` otherwise. The strings are JSON-quoted so no key id
+    /// or task id, whatever it holds, can spell another pair's identity.
     public var boundIdentity: String {
-        if let taskID { return "key_id=\(keyID);task_id=\(taskID)" }
-        return "key_id=\(keyID);serial=\(serial)"
+        if let taskID { return "key_id=\(JSONWriter.quoted(keyID)) task_id=\(JSONWriter.quoted(taskID))" }
+        return "key_id=\(JSONWriter.quoted(keyID)) serial=\(serial)"
     }
 }
 

@@ -85,6 +85,15 @@ struct ApprovalStateFile: Sendable {
         return Self.version(info)
     }
 
+    /// Removes temporary files a crashed writer left behind. Call with the lock held: writers
+    /// create them only while holding it, so any that exist then are orphans.
+    func removeOrphanedTemporaries() {
+        let prefix = "approvals.json.tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
+            unlink(directory + "/" + name)
+        }
+    }
+
     /// Opens the lock file; the descriptor is this store instance's own open file description,
     /// so `flock` on it excludes other instances in this process as well as other processes.
     func openLock() throws -> Int32 {

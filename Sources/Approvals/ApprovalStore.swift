@@ -4,7 +4,9 @@ import Foundation
 /// Where audit records of approval transitions go. The store never opens the audit log itself:
 /// `gatehouse serve` passes its `AuditLog`, the CLI the state directory's, tests a collector.
 /// A thrown error fails the operation that produced the events (after the state was written):
-/// the caller must then not act on it, e.g. not release a consumed command.
+/// the caller must then not act on it, e.g. not release a consumed command. It is called
+/// inside the store's atomic section (so audit order is transition order) and must not call
+/// back into the store.
 public typealias ApprovalAuditSink = @Sendable ([AuditEvent]) throws -> Void
 
 /// What `request` found or made for a key.

@@ -49,6 +49,7 @@ public final class FileApprovalStore: ApprovalStore {
         self.metrics = metrics
         self.retention = retention
         self.clock = clock
+        try ApprovalStateFile.withExclusiveLock(lockDescriptor) { [file] in file.removeOrphanedTemporaries() }
         _ = try records()
     }
 
@@ -97,39 +98,38 @@ public final class FileApprovalStore: ApprovalStore {
     }
 
     public func decide(_ id: String, approve: Bool, by approver: ApproverIdentity, reason: String) throws -> ApprovalRecord {
-        try transaction { records, events, now in
-            guard let index = records.firstIndex(where: { $0.id == id }) else {
-                events.append(ApprovalAuditEvents.refused("decide", id: id, actor: approver.id, .notFound(id: id), record: nil))
-                throw ApprovalRefusal.notFound(id: id)
-            }
-            do throws(ApprovalRefusal) {
-                records[index] = try ApprovalTransitions.decide(records[index], approve: approve, by: approver, reason: reason, now: now)
-            } catch {
-                events.append(ApprovalAuditEvents.refused("decide", id: id, actor: approver.id, error, record: records[index]))
-                metrics?.refused()
-                throw error
-            }
-            events.append(ApprovalAuditEvents.decided(records[index]))
-            metrics?.decided(approved: approve, after: now.timeIntervalSince(records[index].requestedAt))
-            return records[index]
+        let decided = try transition("decide", id: id, actor: approver.id, audited: ApprovalAuditEvents.decided) { record, now throws(ApprovalRefusal) in
+            try ApprovalTransitions.decide(record, approve: approve, by: approver, reason: reason, now: now)
         }
+        if let decision = decided.decision { metrics?.decided(approved: approve, after: decision.at.timeIntervalSince(decided.requestedAt)) }
+        return decided
     }
 
     public func consume(_ id: String, presenting key: ApprovalRequestKey, session: String?) throws -> ApprovalRecord {
+        let consumed = try transition("consume", id: id, actor: key.identity, audited: ApprovalAuditEvents.consumed) { record, now throws(ApprovalRefusal) in
+            try ApprovalTransitions.consume(record, presenting: key, session: session, now: now)
+        }
+        metrics?.consumed()
+        return consumed
+    }
+
+    /// One step on request `id` by `actor`: `apply` makes the new record or refuses; either
+    /// way the outcome is audited (a refusal as `approval.<step>`, refused).
+    private func transition(_ step: String, id: String, actor: String, audited: (ApprovalRecord) -> AuditEvent,
+                            _ apply: (ApprovalRecord, Date) throws(ApprovalRefusal) -> ApprovalRecord) throws -> ApprovalRecord {
         try transaction { records, events, now in
             guard let index = records.firstIndex(where: { $0.id == id }) else {
-                events.append(ApprovalAuditEvents.refused("consume", id: id, actor: key.identity, .notFound(id: id), record: nil))
+                events.append(ApprovalAuditEvents.refused(step, id: id, actor: actor, .notFound(id: id), record: nil))
                 throw ApprovalRefusal.notFound(id: id)
             }
             do throws(ApprovalRefusal) {
-                records[index] = try ApprovalTransitions.consume(records[index], presenting: key, session: session, now: now)
+                records[index] = try apply(records[index], now)
             } catch {
-                events.append(ApprovalAuditEvents.refused("consume", id: id, actor: key.identity, error, record: records[index]))
+                events.append(ApprovalAuditEvents.refused(step, id: id, actor: actor, error, record: records[index]))
                 metrics?.refused()
                 throw error
             }
-            events.append(ApprovalAuditEvents.consumed(records[index]))
-            metrics?.consumed()
+            events.append(audited(records[index]))
             return records[index]
         }
     }

@@ -147,6 +147,11 @@ final class ApprovalStoreTests: XCTestCase {
             XCTAssertThrowsError(try store.consume(id, presenting: key, session: nil), "\(key)") { XCTAssertEqual(($0 as? ApprovalRefusal)?.code, code) }
             XCTAssertNotEqual(try store.request(key, requester: alice, rule: restartRule).record.id, id, "another key is another request")
         }
+        // No key id or task id can spell another pair's identity.
+        XCTAssertNotEqual(ApprovalRequester(keyID: "alice", serial: 5, taskID: "t;serial=5").boundIdentity,
+                          ApprovalRequester(keyID: "alice;task_id=t", serial: 5).boundIdentity)
+        XCTAssertNotEqual(ApprovalRequester(keyID: "a\" task_id=\"b", serial: 1, taskID: "c").boundIdentity,
+                          ApprovalRequester(keyID: "a", serial: 1, taskID: "b\" task_id=\"c").boundIdentity)
         // Canonically equivalent Unicode is still another byte sequence.
         let composed = ApprovalRequestKey(command: "echo \u{e9}", target: "t", login: "l", requester: alice)
         let decomposed = ApprovalRequestKey(command: "echo e\u{301}", target: "t", login: "l", requester: alice)
@@ -160,15 +165,16 @@ final class ApprovalStoreTests: XCTestCase {
     func testTheGateReleasesOnceAndAFinishedRequestAnswersResendsForItsTTL() throws {
         let clock = TestClock()
         let store = try FileApprovalStore(directory: try temporaryDirectory(self), audit: AuditCollector().sink, clock: clock.function)
-        let notified = NotifiedRecords()
-        let gate = ApprovalGate(store: store, notifier: notified)
+        let notified = NotifiedRecords(), elsewhere = NotifiedRecords()
+        let gate = ApprovalGate(store: store, notifier: ScopedNotifiers(byScope: [restartRule.scope: notified], global: elsewhere))
         guard case .pending(let record, created: true) = try gate.admit(restartNginx, requester: alice, rule: restartRule, session: "s1") else {
             return XCTFail("a review command starts pending")
         }
         guard case .pending(_, created: false) = try gate.admit(restartNginx, requester: alice, rule: restartRule, session: "s2") else {
             return XCTFail("a resend while pending is the same request")
         }
-        XCTAssertEqual(notified.ids, [record.id], "notified once")
+        XCTAssertEqual(notified.ids, [record.id], "notified once, by the scope's own notifier")
+        XCTAssertEqual(elsewhere.ids, [])
         _ = try store.decide(record.id, approve: true, by: bob, reason: "")
         guard case .release = try gate.admit(restartNginx, requester: alice, rule: restartRule, session: "s3") else { return XCTFail("approved: released") }
         guard case .refused(let refusal, _) = try gate.admit(restartNginx, requester: alice, rule: restartRule, session: "s4") else {
@@ -207,6 +213,7 @@ final class ApprovalStoreTests: XCTestCase {
         // A crash between writing the temporary file and the rename leaves the old state.
         try Data("{\"approvals\":[{\"torn".utf8).write(to: URL(fileURLWithPath: directory + "/approvals.json.tmp-1-2"))
         XCTAssertEqual(try FileApprovalStore(directory: directory, audit: AuditCollector().sink).get(id)?.id, id)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/approvals.json.tmp-1-2"), "the orphan is removed on open")
         try Data("{\"approvals\":[{\"torn".utf8).write(to: URL(fileURLWithPath: directory + "/approvals.json"))
         XCTAssertThrowsError(try FileApprovalStore(directory: directory, audit: AuditCollector().sink)) {
             XCTAssertTrue("\($0)".contains("damaged"), "\($0)")
