@@ -23,7 +23,7 @@ extension PolicySet {
             guard ScopeNameRule.isValid(name) else { throw reader.error(keyNode, path, "is not a valid scope name (letters, digits, -_.:, at most 64)") }
             let fields = try reader.mapping(value, path)
             try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "remote_forwards", "record_input", "disclose_patterns", "limits",
-                                        "review", "approvers", "approval_ttl"], path)
+                                        "review", "approvers", "approval_ttl", "approval_webhook"], path)
             let targets = try reader.strings(fields, "targets", path, required: true).map { TargetSelector($0) }
             let rights = try reader.strings(fields, "rights", path, required: true).map { (text: String) -> Right in
                 guard let right = Right(rawValue: text) else {
@@ -50,6 +50,23 @@ extension PolicySet {
             if !approvers.isEmpty && review.isEmpty { throw reader.error(reader.node(fields, "approvers")!, "\(path).approvers", "is set but the scope has no review patterns") }
             let approvalTTL = try reader.duration(fields, "approval_ttl", path) ?? Scope.defaultApprovalTTL
             if !(1...86400).contains(approvalTTL) { throw reader.error(reader.node(fields, "approval_ttl") ?? keyNode, "\(path).approval_ttl", "must be from 1s to 24h") }
+            var webhook: Scope.Webhook?
+            if let node = reader.node(fields, "approval_webhook") {
+                let m = try reader.mapping(node, "\(path).approval_webhook")
+                try reader.onlyKeys(m, ["url", "secret_file"], "\(path).approval_webhook")
+                guard let url = try reader.optionalString(m, "url", "\(path).approval_webhook"),
+                      let secret = try reader.optionalString(m, "secret_file", "\(path).approval_webhook") else {
+                    throw reader.error(node, "\(path).approval_webhook", "needs url and secret_file: every notification is signed")
+                }
+                guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                    throw reader.error(node, "\(path).approval_webhook.url", "\"\(url)\" is not an http(s) URL")
+                }
+                guard (FileManager.default.contents(atPath: secret)?.count ?? 0) >= 16 else {
+                    throw reader.error(node, "\(path).approval_webhook.secret_file", "\(secret) cannot be read or holds fewer than 16 bytes")
+                }
+                if review.isEmpty { throw reader.error(node, "\(path).approval_webhook", "is set but the scope has no review patterns") }
+                webhook = Scope.Webhook(url: url, secretFile: secret)
+            }
             if rights.contains(.exec) && patterns.isEmpty && review.isEmpty { throw reader.error(keyNode, path, "grants exec but lists no commands") }
             if !rights.contains(.exec) && !patterns.isEmpty, !rights.contains(.scp) {
                 throw reader.error(reader.node(fields, "commands") ?? keyNode, "\(path).commands", "lists commands but does not grant exec, so they can never match")
@@ -67,7 +84,8 @@ extension PolicySet {
                                 environment: Set(try reader.strings(fields, "env", path)), forwards: forwards, remoteForwards: remoteForwards,
                                 recordInput: try reader.bool(fields, "record_input", path) ?? true,
                                 disclosePatterns: try reader.bool(fields, "disclose_patterns", path) ?? true,
-                                maxDuration: maxDuration, idleTimeout: idleTimeout, review: review, approvers: approvers, approvalTTL: approvalTTL))
+                                maxDuration: maxDuration, idleTimeout: idleTimeout, review: review, approvers: approvers, approvalTTL: approvalTTL,
+                                approvalWebhook: webhook))
         }
         return PolicySet(result)
     }

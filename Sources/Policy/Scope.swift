@@ -74,13 +74,26 @@ public struct Scope: Sendable {
     public let approvers: [String]
     /// How long an approval stays usable after the decision, in seconds.
     public let approvalTTL: Int
+    /// Where this scope's approval requests are announced (instead of the global webhook).
+    public let approvalWebhook: Webhook?
+
+    /// A signed notification endpoint: the URL and the file holding the HMAC key.
+    public struct Webhook: Sendable, Equatable {
+        public let url: String
+        public let secretFile: String
+        public init(url: String, secretFile: String) {
+            self.url = url
+            self.secretFile = secretFile
+        }
+    }
 
     public static let defaultApprovalTTL = 15 * 60
 
     public init(name: String, targets: [TargetSelector], login: String? = nil, rights: Set<Right>, commands: [CommandPattern] = [],
                 environment: Set<String> = [], forwards: [ForwardPattern] = [], remoteForwards: [ForwardPattern] = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil,
-                review: [CommandPattern] = [], approvers: [String] = [], approvalTTL: Int = Scope.defaultApprovalTTL) {
+                review: [CommandPattern] = [], approvers: [String] = [], approvalTTL: Int = Scope.defaultApprovalTTL, approvalWebhook: Webhook? = nil) {
         self.review = CommandAllowlist(review)
+        self.approvalWebhook = approvalWebhook
         self.approvers = approvers
         self.approvalTTL = approvalTTL
         self.maxDuration = maxDuration

@@ -72,7 +72,8 @@ struct ServeCommand: ParsableCommand {
             logger.notice("created a new CA store", metadata: ["state": "\(configuration.stateDirectory)"])
         }
         // One exporter for the process: every module counts through swift-metrics' global factory.
-        let exporter = PrometheusExporter(timerBuckets: BastionMetrics.timerBuckets.merging(IssuanceMetrics.timerBuckets) { $1 })
+        let exporter = PrometheusExporter(timerBuckets: BastionMetrics.timerBuckets.merging(IssuanceMetrics.timerBuckets) { $1 }
+            .merging(ApprovalMetrics.timerBuckets) { $1 })
         MetricsSystem.bootstrap(exporter.factory)
         let bastionMetrics = BastionMetrics()
         let server = try BastionServer(configuration: configuration, logger: logger, metrics: bastionMetrics)

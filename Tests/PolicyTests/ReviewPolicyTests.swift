@@ -60,4 +60,18 @@ final class ReviewPolicyTests: XCTestCase {
         }
         XCTAssertNoThrow(try policy("scopes:\n  a:\n    targets: [x]\n    rights: [exec]\n    review: [uptime]\n"), "review alone is enough for exec")
     }
+
+    func testAScopeMayAnnounceItsReviewsToItsOwnWebhook() throws {
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("review-secret-\(UUID().uuidString)")
+        try "a-secret-of-more-than-16-bytes".write(to: secret, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: secret) }
+        let base = "scopes:\n  a:\n    targets: [x]\n    rights: [exec]\n    review: [uptime]\n"
+        let p = try policy(base + "    approval_webhook: {url: \"https://hooks.example.test/gatehouse\", secret_file: \(secret.path)}\n")
+        XCTAssertEqual(p.scopes["a"]?.approvalWebhook, Scope.Webhook(url: "https://hooks.example.test/gatehouse", secretFile: secret.path))
+        for (extra, message) in [("    approval_webhook: {url: \"ftp://x\", secret_file: \(secret.path)}\n", "not an http(s) URL"),
+                                 ("    approval_webhook: {url: \"https://x.test/\"}\n", "needs url and secret_file"),
+                                 ("    approval_webhook: {url: \"https://x.test/\", secret_file: /nonexistent/secret}\n", "cannot be read")] {
+            XCTAssertThrowsError(try policy(base + extra), message) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+    }
 }

@@ -400,8 +400,9 @@ final class SessionChannel {
                 var bytes = Array((pty ? ready.stdout.replacingOccurrences(of: "\n", with: "\r\n") : ready.stdout).utf8)
                 bytes.withUnsafeMutableBytes { _ = ssh_channel_write(channel, $0.baseAddress, UInt32(min($0.count, Int(ssh_channel_window_size(channel))))) }
             }
-            answer(stderr: ready.stderr, exitStatus: ready.exitStatus, pty: pty, close: false)
-            state = .draining(until: .now + Self.answerGrace)
+            // A wait takes no input: closed with its answer, so the agent has it at once.
+            answer(stderr: ready.stderr, exitStatus: ready.exitStatus, pty: pty, close: true)
+            state = .finished
             return true
         case .starting(let setup, .proceed(let target, let login, let start, let scope)):
             FrontCallbacks.refuseAgentRequests(callbacks)

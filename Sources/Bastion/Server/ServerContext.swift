@@ -24,7 +24,8 @@ public final class ServerContext: Sendable {
     public let sessionBudgets: any SessionBudgetStore
     /// Requests for a person's approval (`STATE/approvals`), and the gate a review command passes.
     public let approvalStore: any ApprovalStore
-    public let approvals: ApprovalGate
+    private let gate: Mutex<ApprovalGate>
+    private let approvalAudit: ApprovalAuditSink
 
     public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
                 metrics: BastionMetrics = BastionMetrics()) throws {
@@ -44,13 +45,25 @@ public final class ServerContext: Sendable {
         }
         let store = try FileApprovalStore(stateDirectory: configuration.stateDirectory, audit: sink, metrics: ApprovalMetrics())
         approvalStore = store
-        var notifier: (any ApprovalNotifier)?
-        if let url = configuration.approvals.webhookURL, let secretFile = configuration.approvals.webhookSecretFile {
-            let secret = FileManager.default.contents(atPath: secretFile).map { Array($0) } ?? []
-            notifier = WebhookNotifier(url: url, secret: secret, audit: sink)
-        }
-        approvals = ApprovalGate(store: store, notifier: notifier)
+        approvalAudit = sink
+        gate = Mutex(ApprovalGate(store: store, notifier: Self.notifiers(configuration, audit: sink)))
     }
+
+    /// Requests go to the scope's own webhook, else the global one. Rebuilt on reload.
+    static func notifiers(_ configuration: BastionConfiguration, audit: @escaping ApprovalAuditSink) -> ScopedNotifiers {
+        func notifier(_ url: String, _ secretFile: String) -> any ApprovalNotifier {
+            WebhookNotifier(url: url, secret: FileManager.default.contents(atPath: secretFile).map { Array($0) } ?? [], audit: audit)
+        }
+        var byScope: [String: any ApprovalNotifier] = [:]
+        for scope in configuration.policy.scopes.values {
+            if let hook = scope.approvalWebhook { byScope[scope.name] = notifier(hook.url, hook.secretFile) }
+        }
+        let global = configuration.approvals.webhookURL.flatMap { url in configuration.approvals.webhookSecretFile.map { notifier(url, $0) } }
+        return ScopedNotifiers(byScope: byScope, global: global)
+    }
+
+    /// The gate a review command passes, with the notifiers of the live configuration.
+    public var approvals: ApprovalGate { gate.withLock { $0 } }
 
     public var configuration: BastionConfiguration { current.withLock { $0 } }
 
@@ -59,6 +72,7 @@ public final class ServerContext: Sendable {
     public func replace(_ configuration: BastionConfiguration) {
         current.withLock { $0 = configuration }
         admission.setLimits(configuration.limits)
+        gate.withLock { $0 = ApprovalGate(store: approvalStore, notifier: Self.notifiers(configuration, audit: approvalAudit)) }
     }
 
     /// Appends to the audit log. A failure to audit is logged loudly; the caller decides whether

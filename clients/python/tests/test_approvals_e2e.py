@@ -224,10 +224,26 @@ async def test_four_eyes_and_approvers_over_http_with_real_tokens(bastion, idp, 
     status, body = _http(b, "GET", path + "?wait=0", idp.token("alice"))
     assert (status, body["status"]) == (200, "pending")
     assert _http(b, "GET", path, idp.token("carol"))[0] == 404, "another identity learns nothing about the request"
-    status, body = _http(b, "POST", path + "/decision", idp.token("bob"), {"decision": "approve", "reason": "looks right"})
+    waiter = asyncio.create_task(_wait(b, cert, first.approval.approval_id, timeout=30))
+    await asyncio.sleep(0.5)
+    token = idp.token("bob")
+    decided_at = time.monotonic()
+    status, body = await asyncio.to_thread(_http, b, "POST", path + "/decision", token, {"decision": "approve", "reason": "looks right"})
     assert (status, body["status"], body["next"]) == (200, "approved", "resend"), body
+    answer = await waiter
+    print(f"HTTP decision -> waiting agent's answer: {time.monotonic() - decided_at:.3f}s")
+    assert answer.next == "resend"
     ran = await _run(b, cert, f"touch {b.directory}/www/http")
     assert ran.exit_status == 0 and (b.directory / "www" / "http").exists()
+    # /metrics counts approvals by outcome and times decisions (read as Prometheus reads it).
+    from prometheus_client.parser import text_string_to_metric_families
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(b.issuance_url + "/metrics", timeout=10) as r:
+        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+    approvals = {s.labels.get("outcome"): s.value for s in families["gatehouse_approvals"].samples if s.name == "gatehouse_approvals_total"}
+    assert approvals.get("approved", 0) >= 1 and approvals.get("requested", 0) >= 1, approvals
+    assert any(f.startswith("gatehouse_approval_decision_seconds") for f in families), sorted(families)
 
 
 async def test_an_approval_survives_a_restart_and_expires_on_time(bastion, idp, tmp_path):
@@ -298,3 +314,56 @@ async def test_an_autogen_agent_waits_with_its_tool_and_resends_after_approval(b
     assert out["c1"].startswith("APPROVED"), out["c1"]
     assert out["c2"].startswith("exit status: 0"), out["c2"]
     assert witness.exists()
+
+
+async def test_the_code_executor_waits_within_its_own_timeout(bastion, idp, tmp_path):
+    from autogen_core import CancellationToken
+    from autogen_core.code_executor import CodeBlock
+
+    from gatehouse_client.autogen import GatehouseCodeExecutor
+
+    b = bastion
+    cert = _cert(b, idp, "alice", tmp_path, task="executor")
+    conn = GatehouseConnection("127.0.0.1", b.bastion_port, cert.key_path, known_hosts=b.known_hosts, cert_path=cert.certificate_path, timeout=60)
+    witness = b.directory / "www" / "executor-ran"
+    block = [CodeBlock(code=f"touch {witness}", language="sh")]
+    # Nobody decides: the executor reports pending cleanly when its own time runs out.
+    started = time.monotonic()
+    result = await GatehouseCodeExecutor(conn, "web-01", timeout=3).execute_code_blocks(block, CancellationToken())
+    assert result.exit_code == 75 and "PENDING APPROVAL" in result.output, result.output
+    assert time.monotonic() - started < 10 and not witness.exists()
+
+    # A person approves while it waits: the identical command is resent and runs once.
+    async def approve_pending():
+        def pending():
+            return next((json.loads(l)["approval_id"] for l in _cli(b, "list", "--json", "--status", "pending").stdout.splitlines()
+                         if json.loads(l)["command"] == f"touch {witness}"), None)
+        approval_id = await asyncio.to_thread(wait_for, pending, 30, "the executor's request")
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(_cli, b, "approve", approval_id, "--approver", "local:oncall")
+    approver = asyncio.create_task(approve_pending())
+    result = await GatehouseCodeExecutor(conn, "web-01", timeout=30).execute_code_blocks(block, CancellationToken())
+    await approver
+    assert result.exit_code == 0, result.output
+    assert witness.exists()
+
+
+async def test_an_approval_is_not_replayable_on_another_target_or_by_another_identity(bastion, idp, tmp_path):
+    b = bastion
+    cert = _cert(b, idp, "alice", tmp_path, name="a1", task="bound")
+    command = f"touch {b.directory}/www/bound"
+    first = await _run(b, cert, command)
+    assert _cli(b, "approve", first.approval.approval_id, "--approver", "local:oncall").returncode == 0
+    # Another task's certificate of the same person, and a certificate with no task: other identities.
+    other_task = _cert(b, idp, "alice", tmp_path, name="a2", task="another-task")
+    no_task = _cert(b, idp, "alice", tmp_path, name="a3")
+    for stranger in (other_task, no_task):
+        r = await _run(b, stranger, command)
+        assert r.exit_status == 75 and r.approval.approval_id != first.approval.approval_id, r.stderr_text
+    assert not (b.directory / "www" / "bound").exists()
+    # The same task under a renewed certificate is the same identity: released, once.
+    renewed = _cert(b, idp, "alice", tmp_path, name="a4", task="bound")
+    ran = await _run(b, renewed, command)
+    assert ran.exit_status == 0, ran.stderr_text
+    again = await _run(b, cert, command)
+    assert again.exit_status == 77 and again.denial.code == "approval-consumed"
