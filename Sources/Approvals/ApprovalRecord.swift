@@ -45,6 +45,10 @@ public struct ApprovalDecision: Sendable, Equatable {
     public var approverGroups: [String]
     public var reason: String
     public var at: Date
+
+    public init(approved: Bool, approver: String, approverGroups: [String], reason: String, at: Date) {
+        (self.approved, self.approver, self.approverGroups, self.reason, self.at) = (approved, approver, approverGroups, reason, at)
+    }
 }
 
 /// One approval request and everything that happened to it.
@@ -63,6 +67,14 @@ public struct ApprovalRecord: Sendable, Equatable {
     /// When the request stopped being in force: pending → `requestedAt + requestTTL`,
     /// approved → `decision.at + approvalTTL`; final states keep the deadline they had.
     public internal(set) var expiresAt: Date
+
+    /// Every field, for a store in another module (a database row read back). New requests
+    /// come from `ApprovalTransitions.newRequest`, changes from the other transitions.
+    public init(id: String, key: ApprovalRequestKey, requester: ApprovalRequester, rule: ApprovalRule, storedStatus: ApprovalStatus,
+                requestedAt: Date, decision: ApprovalDecision?, consumedAt: Date?, consumedBy: String?, expiresAt: Date) {
+        (self.id, self.key, self.requester, self.rule, self.storedStatus) = (id, key, requester, rule, storedStatus)
+        (self.requestedAt, self.decision, self.consumedAt, self.consumedBy, self.expiresAt) = (requestedAt, decision, consumedAt, consumedBy, expiresAt)
+    }
 
     /// The status at `now`: a pending or approved request past `expiresAt` is expired even
     /// before a writer has recorded it.

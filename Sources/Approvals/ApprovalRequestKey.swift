@@ -69,7 +69,8 @@ public struct ApprovalRequestKey: Sendable, Hashable, CustomStringConvertible {
         self.init(command: command, target: target, login: login, identity: requester.boundIdentity)
     }
 
-    init(command: String, target: String, login: String, identity: String) {
+    /// A key read back from a store, its identity already rendered by `boundIdentity`.
+    public init(command: String, target: String, login: String, identity: String) {
         self.command = command
         self.target = target
         self.login = login
