@@ -75,8 +75,14 @@ struct ApprovalsShow: ParsableCommand {
             lines.append(("decision", "-"))
         }
         if let at = r.consumedAt { lines.append(("released", "\(ApprovalTime.iso(at))\(r.consumedBy.map { " to session \($0)" } ?? "")")) }
+        // Who asked and why, as the issuer recorded it: the prompt, when it was sent.
+        let auditPath = "\(store.state)/audit.log"
+        if let records = try? AuditLog.records(path: auditPath),
+           let issued = CertificateTrail.issuance(of: r.requester.serial, keyID: r.requester.keyID, in: records) {
+            lines += CertificateTrail.request(issued).filter { $0.0 != "task" }
+        }
         let width = lines.map(\.0.count).max() ?? 0
-        for (key, value) in lines { print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)") }
+        for (key, value) in lines { print(CertificateTrail.field(key, value, width: width)) }
     }
 }
 

@@ -138,7 +138,8 @@ def _http(b, method, path, token=None, body=None):
 
 async def test_a_review_command_waits_for_a_person_and_then_runs_exactly_once(bastion, idp, tmp_path):
     b = bastion
-    cert = _cert(b, idp, "alice", tmp_path, task="change-1")
+    cert = obtain_certificate(b.issuance_url, idp.token("alice"), tmp_path / "agent",
+                              context={"task_id": "change-1", "prompt": "Restart the web tier after the config change.", "reason": "change"})
     witness = b.directory / "www" / "restarted-once"
     logins = _target_logins(b)
     started = time.monotonic()
@@ -153,6 +154,10 @@ async def test_a_review_command_waits_for_a_person_and_then_runs_exactly_once(ba
     again = await _run(b, cert, f"touch {witness}")
     assert again.exit_status == 75 and again.approval.approval_id == approval.approval_id, "a resend while pending asks nobody twice"
 
+    shown = _cli(b, "show", approval.approval_id)
+    assert shown.returncode == 0, shown.stderr
+    for expected in ("oidc:alice", "change-1", "Restart the web tier after the config change.", f"touch {witness}", "deploy", "pending"):
+        assert expected in shown.stdout, (expected, shown.stdout)
     pending = await _wait(b, cert, approval.approval_id, timeout=1)
     assert (pending.status, pending.next) == ("pending", "wait")
 
