@@ -304,6 +304,34 @@ def bastion(tmp_path_factory):
 
 # ---------------------------------------------------------------- glewlwyd
 
+#: What AutoGen's ReplayChatCompletionClient needs to know about the scripted "model".
+MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
+              "structured_output": False, "multiple_system_messages": True}
+
+
+def issuance_section(idp: "Provider", group_scopes: dict, extra: str = "") -> str:
+    """The `issuance:` section for `start_bastion`: glewlwyd's ID tokens, key id
+    `oidc:{preferred_username}`, and `group_scopes` mapping token groups to scopes (`@PORT@` is
+    filled in by `start_bastion`). `extra` is appended as top-level YAML."""
+    groups = "\n".join(f"      {group}: [{', '.join(scopes)}]" for group, scopes in group_scopes.items())
+    return f"""\
+issuance:
+  listen: 127.0.0.1:@PORT@
+  max_ttl: 1h
+  default_ttl: 10m
+  mapping:
+    key_id: "oidc:{{preferred_username}}"
+    principals: ["{{preferred_username}}"]
+    groups_claim: groups
+    group_scopes:
+{groups}
+  issuers:
+    - issuer: {idp.info["issuer"]}
+      audiences: [{idp.info["client_id"]}]
+      token_type: id_token
+      algorithms: [RS256]
+""" + extra
+
 @dataclass
 class Provider:
     info: dict

@@ -29,35 +29,12 @@ from gatehouse_client import obtain_certificate, wait_for_approval
 from gatehouse_client.autogen import GatehouseConnection, approval_wait_tool, gatehouse_tool
 from gatehouse_client.ssh import run
 
-from conftest import free_port, restart_serve, start_bastion, start_provider, stop_bastion, stop_provider, wait_for
+from conftest import MODEL_INFO, free_port, issuance_section, restart_serve, start_bastion, start_provider, stop_bastion, stop_provider, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.issuance]
 
-MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
-              "structured_output": False, "multiple_system_messages": True}
 SECRET = "webhook-secret-for-the-approvals-test"
 
-ISSUANCE = """\
-issuance:
-  listen: 127.0.0.1:@PORT@
-  max_ttl: 1h
-  mapping:
-    key_id: "oidc:{preferred_username}"
-    principals: ["{preferred_username}"]
-    groups_claim: groups
-    group_scopes:
-      ops: [deploy, deploy-short]
-      sre: [web-read]
-      visitors: [web-read]
-  issuers:
-    - issuer: @ISSUER@
-      audiences: [@AUDIENCE@]
-      token_type: id_token
-      algorithms: [RS256]
-approvals:
-  webhook_url: http://127.0.0.1:@HOOK@/hook
-  webhook_secret_file: @SECRETFILE@
-"""
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -95,8 +72,8 @@ def bastion(tmp_path_factory, idp, hook):
     d = tmp_path_factory.mktemp("gatehouse-approvals")
     secret_file = d / "webhook.secret"
     secret_file.write_text(SECRET)
-    section = (ISSUANCE.replace("@ISSUER@", idp.info["issuer"]).replace("@AUDIENCE@", idp.info["client_id"])
-               .replace("@HOOK@", str(hook)).replace("@SECRETFILE@", str(secret_file)))
+    section = issuance_section(idp, {"ops": ["deploy", "deploy-short"], "sre": ["web-read"], "visitors": ["web-read"]},
+                               extra=f"approvals:\n  webhook_url: http://127.0.0.1:{hook}/hook\n  webhook_secret_file: {secret_file}\n")
     b = start_bastion(d, issuance=section)
     yield b
     stop_bastion(b)

@@ -19,8 +19,7 @@ from gatehouse_client.autogen import GatehouseCodeExecutor, gatehouse_tool
 
 pytestmark = pytest.mark.e2e
 
-MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
-              "structured_output": False, "multiple_system_messages": True}
+from conftest import MODEL_INFO  # noqa: E402
 
 
 def calls(*pairs: tuple[str, str]) -> CreateResult:

@@ -20,31 +20,10 @@ from autogen_ext.models.replay import ReplayChatCompletionClient
 from gatehouse_client import Forbidden, InvalidToken, make_context, obtain_certificate
 from gatehouse_client.autogen import GatehouseConnection, gatehouse_tool
 
-from conftest import start_bastion, start_provider, stop_bastion, stop_provider
+from conftest import MODEL_INFO, issuance_section, start_bastion, start_provider, stop_bastion, stop_provider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.issuance]
 
-MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
-              "structured_output": False, "multiple_system_messages": True}
-
-ISSUANCE = """\
-issuance:
-  listen: 127.0.0.1:@PORT@
-  max_ttl: 1h
-  default_ttl: 10m
-  mapping:
-    key_id: "oidc:{preferred_username}"
-    principals: ["{preferred_username}"]
-    groups_claim: groups
-    group_scopes:
-      ops: [ops]
-      dev: [web-read]
-  issuers:
-    - issuer: @ISSUER@
-      audiences: [@AUDIENCE@]
-      token_type: id_token
-      algorithms: [RS256]
-"""
 
 PROMPT = "Check which kernel web-01 runs, then read the password file."
 
@@ -58,7 +37,7 @@ def idp(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def issuing_bastion(tmp_path_factory, idp):
-    section = ISSUANCE.replace("@ISSUER@", idp.info["issuer"]).replace("@AUDIENCE@", idp.info["client_id"])
+    section = issuance_section(idp, {"ops": ["ops"], "dev": ["web-read"]})
     b = start_bastion(tmp_path_factory.mktemp("gatehouse-issuance"), issuance=section)
     yield b
     stop_bastion(b)
