@@ -145,6 +145,7 @@ scopes:
     review: ["mkdir {{path: path under {d}/www}}"]
     approvers: ["local:*"]
     approval_ttl: 2s
+    approval_webhook: {{url: "http://127.0.0.1:9/dead-receiver", secret_file: "{d}/www/../dead-hook.secret"}}
   fleet:
     targets: [web-01, db-01]
     rights: [exec, shell]
@@ -203,6 +204,7 @@ def start_bastion(tmp: Path, issuance: Optional[str] = None) -> Bastion:
     login = pwd.getpwuid(os.getuid()).pw_name
     (d / "www").mkdir()
     (d / "www" / "index.html").write_text("hello from web-01\n")
+    (d / "dead-hook.secret").write_text("a secret for a receiver that is not there\n")
     run_checked([gh, "ca", "init", "--state", str(state)])
     run_checked([gh, "ca", "export", "target", "--state", str(state), "-o", str(d / "target_ca.pub")])
     run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "target_host_key")])
