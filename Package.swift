@@ -80,6 +80,8 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Secret detection and the streaming masker for agent-bound output (rules, custom rules YAML, mask records).
+        .target(name: "Masking", dependencies: ["ConfigurationSupport", .product(name: "Yams", package: "Yams")]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
             "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter",
@@ -101,6 +103,8 @@ let package = Package(
         .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "JSONWritingTests", dependencies: ["JSONWriting"]),
+        // Rules, chunking invariance, reconstruction, binary pass-through, corpus recall and false positives.
+        .testTarget(name: "MaskingTests", dependencies: ["Masking"], resources: [.copy("corpus")]),
         .testTarget(name: "PolicyTests", dependencies: ["ConfigurationSupport", "Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
