@@ -84,7 +84,7 @@ let package = Package(
         .target(name: "Masking", dependencies: ["ConfigurationSupport", .product(name: "Yams", package: "Yams")]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter",
+            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Masking",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         .testTarget(name: "JSONWritingTests", dependencies: ["JSONWriting"]),
         // Rules, chunking invariance, reconstruction, binary pass-through, corpus recall and false positives.
-        .testTarget(name: "MaskingTests", dependencies: ["Masking"], resources: [.copy("corpus")]),
+        .testTarget(name: "MaskingTests", dependencies: ["Masking", "ConfigurationSupport", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("corpus")]),
         .testTarget(name: "PolicyTests", dependencies: ["ConfigurationSupport", "Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),

@@ -9,7 +9,11 @@ struct AssignmentDetector: Detector {
     static let awsSecretRule = "aws-secret-access-key"
     static let authorizationRule = "authorization-header"
 
-    let keywords = [Keyword(":"), Keyword("=")]
+    /// `:` and `=` separate keys from values; the flags take their value as the next word
+    /// (`docker login --password …`, `mysql --password …` in a CI log or in `ps`).
+    static let flags = ["--password", "--passwd", "--token", "--api-key", "--apikey", "--secret", "--client-secret", "--access-token",
+                        "--auth-token", "--secret-key", "--access-key-secret"]
+    let keywords = [Keyword(":"), Keyword("=")] + AssignmentDetector.flags.map { Keyword($0 + " ") }
     let tokens: PrefixedTokenDetector
     var ruleNames: [String] { [Self.secretRule, Self.entropyRule, Self.awsSecretRule, Self.authorizationRule] }
 
@@ -28,6 +32,12 @@ struct AssignmentDetector: Detector {
 
     func quickCheck(_ w: ByteWindow, keywordStart: Int, keyword: Int) -> QuickVerdict {
         let separator = keywordStart
+        if keyword >= 2 {
+            // A flag: a word of its own, its value a word that does not start with `-`.
+            if let before = w.byte(keywordStart - 1), !ByteClass.byte(before, isIn: [.space, .lineBreak]), before != UInt8(ascii: "\"") { return .reject }
+            guard let next = w.byte(keywordStart + keywords[keyword].bytes.count) else { return w.isComplete ? .reject : .needMore }
+            return next == UInt8(ascii: "-") || ByteClass.byte(next, isIn: [.space, .lineBreak]) ? .reject : .candidate
+        }
         if keyword == 0 {
             // `key: value`, `"key":"value"`; not `12:30`, `http://`, `::`.
             guard let next = w.byte(separator + 1) else { return w.isComplete ? .reject : .needMore }
@@ -44,10 +54,13 @@ struct AssignmentDetector: Detector {
         return .candidate
     }
 
-    func match(_ w: ByteWindow, keywordStart separator: Int, keyword: Int, rules: EnabledRules) -> DetectorMatch? {
-        guard quickCheck(w, keywordStart: separator, keyword: keyword) == .candidate, let key = Self.key(w, separator: separator) else { return nil }
+    func match(_ w: ByteWindow, keywordStart: Int, keyword: Int, rules: EnabledRules) -> DetectorMatch? {
+        guard quickCheck(w, keywordStart: keywordStart, keyword: keyword) == .candidate else { return nil }
+        if keyword >= 2 { return flagValue(w, flag: keywordStart..<(keywordStart + keywords[keyword].bytes.count - 1), rules: rules) }
+        let separator = keywordStart
+        guard let key = Self.key(w, separator: separator) else { return nil }
         let kind = SecretKeyNames.classify(w, key)
-        guard kind != .none else { return nil }
+        guard kind != .none, !Self.followsDeclarationWord(w, key) else { return nil }
         let queryString = w.byte(key.lowerBound - 1).map { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "&") } ?? false
         if kind == .authorization { return authorization(w, after: separator, rules: rules) }
         guard let value = Self.value(w, after: separator, colon: keyword == 0, stopAtAmpersand: queryString) else { return nil }
@@ -65,11 +78,24 @@ struct AssignmentDetector: Detector {
             let token = tokens.ruleName(forValue: value.range, in: w, enabled: rules)
             guard token != nil || (ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator)
                                    && value.range.allSatisfy({ ByteClass.byte(w[$0], isIn: [.lower, .upper, .digit, .plus, .slash, .equals, .dash, .underscore, .dot]) })
+                                   // Generated secrets of this length all but always hold a digit; code identifiers do not.
+                                   && value.range.contains(where: { ByteClass.byte(w[$0], isIn: .digit) })
                                    && Entropy.looksRandom(w, value.range)) else { return nil }
             candidates = [token, Self.entropyRule]
         }
         guard let name = candidates.compactMap({ $0 }).first(where: rules.contains) else { return nil }
         return DetectorMatch(ranges: [FoundRange(start: value.range.lowerBound, end: value.range.upperBound, rule: name)])
+    }
+
+    /// The word before a spaced key that says it is not a secret's value: `public key: …`, or
+    /// a declaration in source code (`let key: NIOSSLPrivateKey`, `private val token: String`).
+    static let declarationWords: Set<String> = ["public", "let", "var", "val", "const", "final", "static", "private", "fileprivate",
+                                                 "internal", "readonly", "def", "func", "fn", "mut", "pub", "protected", "inout", "override"]
+
+    static func followsDeclarationWord(_ w: ByteWindow, _ key: Range<Int>) -> Bool {
+        guard w.byte(key.lowerBound - 1) == UInt8(ascii: " ") else { return false }
+        let start = w.skipBack(.letter, from: key.lowerBound - 1, limit: 12)
+        return declarationWords.contains(ValueShape.lowercased(w, start..<(key.lowerBound - 1)))
     }
 
     struct Value {
@@ -89,7 +115,7 @@ struct AssignmentDetector: Detector {
         if first == UInt8(ascii: "\\"), w.byte(start + 1) == UInt8(ascii: "\"") {
             // A JSON string inside a JSON string: `\"password\":\"value\"`.
             var i = start + 2
-            while i + 1 < w.upper, i - start < 1024 {
+            while i + 1 < w.upper {
                 if w[i] == 0x0A || w[i] == 0x0D { return nil }
                 if w[i] == UInt8(ascii: "\\") && w[i + 1] == UInt8(ascii: "\"") { return Value(range: (start + 2)..<i, quoted: true, terminator: nil) }
                 i += 1
@@ -98,18 +124,22 @@ struct AssignmentDetector: Detector {
         }
         if first == UInt8(ascii: "\"") || first == UInt8(ascii: "'") || first == UInt8(ascii: "`") {
             var i = start + 1
-            while i < w.upper, i - start < 1024 {
+            while i < w.upper {
                 let b = w[i]
                 if b == 0x0A || b == 0x0D { return nil }
                 if b == UInt8(ascii: "\\") && first == UInt8(ascii: "\"") { i += 2; continue }
-                if b == first { return Value(range: (start + 1)..<i, quoted: true, terminator: nil) }
+                if b == first {
+                    // After `:`, a quoted value ends its entry (`"k": "v",`, `k: 'v' # note`); more words make it prose.
+                    if colon, let after = w.byte(w.skip(.space, from: i + 1, limit: i + 64)), !Self.endsEntry(after) { return nil }
+                    return Value(range: (start + 1)..<i, quoted: true, terminator: nil)
+                }
                 i += 1
             }
             return nil
         }
         var i = start
         var terminator: UInt8? = nil
-        scan: while i < w.upper, i - start < 1024 {
+        scan: while i < w.upper {
             let b = w[i]
             switch b {
             case UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "`"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "}"),
@@ -125,10 +155,25 @@ struct AssignmentDetector: Detector {
         guard i > start else { return nil }
         if colon && terminator == nil {
             let next = w.skip(.space, from: i, limit: i + 64)
-            if let b = w.byte(next), b != 0x0A, b != 0x0D, b != UInt8(ascii: "#") { return nil }
+            if let b = w.byte(next), !Self.endsEntry(b) { return nil }
             if next >= w.upper && !w.isComplete { return nil }
         }
         return Value(range: start..<i, quoted: false, terminator: terminator)
+    }
+
+    /// `--password VALUE`: the next word, checked as any value after a secret-naming key.
+    func flagValue(_ w: ByteWindow, flag: Range<Int>, rules: EnabledRules) -> DetectorMatch? {
+        guard let value = Self.value(w, after: flag.upperBound, colon: false, stopAtAmpersand: false),
+              ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: flag, terminator: value.terminator) else { return nil }
+        guard let name = [tokens.ruleName(forValue: value.range, in: w, enabled: rules), Self.secretRule].compactMap({ $0 }).first(where: rules.contains) else { return nil }
+        return DetectorMatch(ranges: [FoundRange(start: value.range.lowerBound, end: value.range.upperBound, rule: name)])
+    }
+
+    static func endsEntry(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x0A, 0x0D, UInt8(ascii: "#"), UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: ";"), UInt8(ascii: "\""): return true
+        default: return false
+        }
     }
 
     /// `Authorization: Bearer <credential>`: the credential after the scheme word is masked.

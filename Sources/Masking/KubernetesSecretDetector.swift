@@ -71,7 +71,9 @@ struct KubernetesSecretDetector: Detector {
     }
 
     private func allBase64(_ w: ByteWindow, _ ranges: [FoundRange]) -> Bool {
-        ranges.allSatisfy { r in r.end - r.start >= 4 && (r.end - r.start) % 4 == 0 && (r.start..<r.end).allSatisfy { ByteClass.byte(w[$0], isIn: ByteClass.base64.union(.equals)) } }
+        // A value cut by the window's end is judged by its characters alone.
+        ranges.allSatisfy { r in r.end - r.start >= 4 && ((r.end - r.start) % 4 == 0 || r.end == w.upper)
+            && (r.start..<r.end).allSatisfy { ByteClass.byte(w[$0], isIn: ByteClass.base64.union(.equals)) } }
             && ranges.contains { $0.end - $0.start >= 16 }
     }
 

@@ -19,13 +19,18 @@ public enum MaskedView {
                               mode: MaskingMode, to output: inout [UInt8]) {
         let end = offset + UInt64(raw.count)
         var position = offset
-        for record in records where record.end > offset && record.offset < end {
+        var previous: MaskRecord? = nil
+        for record in records {
+            // A block masked in several records (a key longer than one window) shows one marker.
+            let continues = previous.map { $0.end == record.offset && $0.rule == record.rule } ?? false
+            previous = record
+            guard record.end > offset && record.offset < end else { continue }
             let start = max(record.offset, position)
             if start > position { output.append(contentsOf: raw[Int(position - offset)..<Int(start - offset)]) }
             let stop = min(record.end, end)
             switch mode {
             case .marker:
-                if record.offset >= offset { appendMarker(record.rule, to: &output) }
+                if record.offset >= offset && !continues { appendMarker(record.rule, to: &output) }
             case .sameWidth:
                 for byte in raw[Int(start - offset)..<Int(stop - offset)] { appendSameWidth(byte, to: &output) }
             }

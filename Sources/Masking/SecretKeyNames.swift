@@ -23,7 +23,7 @@ enum SecretKeyNames {
     /// `key` names a secret after these words (`api_key`, `signing-key`, `AccountKey`).
     static let keyQualifiers: Set<String> = ["api", "access", "secret", "private", "signing", "sign", "encryption", "encrypt", "master",
                                               "client", "license", "app", "auth", "account", "service", "shared", "hmac", "jwt", "webhook",
-                                              "deploy", "admin", "root", "storage", "subscription", "consumer", "bot", "session", "primary", "secondary"]
+                                              "deploy", "admin", "root", "storage", "subscription", "consumer", "bot", "primary", "secondary"]
     /// Words that hint at a secret: the value must look random.
     static let weakSegments: Set<String> = ["key", "auth", "salt", "cookie", "session", "sig", "signature", "hmac", "bearer", "jwt", "private", "cred", "creds", "nonce"]
     /// Words that make the key name something else than the secret itself.
@@ -37,7 +37,8 @@ enum SecretKeyNames {
         "backend", "location", "generator", "validator", "validation", "regex", "pattern", "fingerprint", "mount", "volume",
         "volumes", "template", "class", "index", "input", "output", "spec", "budget", "status", "state", "scope", "scopes",
         "audience", "issuer", "exchange", "request", "response", "error", "errors", "message", "msg", "text", "keyring",
-        "keyid", "keys", "secrets",
+        "keyid", "keys", "secrets", "existing", "selector", "duration", "lifetime", "interval", "seconds", "minutes",
+        "days", "age", "use", "parameter", "param", "params", "last", "last4", "first", "preview", "public", "publishable", "pub",
     ]
 
     /// The words of `key` in lowercase (ASCII).
@@ -97,6 +98,8 @@ enum SecretKeyNames {
         for (index, part) in parts.enumerated() {
             if secretSegments.contains(part) { return .secret }
             if part == "key", index > 0, keyQualifiers.contains(parts[index - 1]) { return .secret }
+            // `userPasswordKey`, `tokenKey`: the name of the entry that holds the secret, not the secret.
+            if part == "key", index == parts.count - 1, index > 0, ["password", "passwd", "token", "pass", "pwd"].contains(parts[index - 1]) { return .none }
             let bytes = Array(part.utf8)
             for word in secretWords where bytes.count >= word.count && contains(bytes, word) { return .secret }
         }

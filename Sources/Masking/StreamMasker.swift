@@ -24,6 +24,8 @@ public struct StreamMasker: Sendable {
     private var pending: [FoundRange] = []
     /// A block (a long private key, a Secret's data) still being masked at `cursor`.
     private var continuation: (detector: Int, state: Int)?
+    /// The last record released: a record continuing it (same rule, adjacent) shows no new marker.
+    private var lastRecord: MaskRecord?
 
     public init(rules: MaskingRules = .builtin, mode: MaskingMode) {
         self.rules = rules
@@ -202,10 +204,12 @@ public struct StreamMasker: Sendable {
             if records.isEmpty {
                 output.bytes.append(contentsOf: piece)
             } else {
-                MaskedView.append(raw: piece, at: offset + UInt64(start), records: records, mode: mode, to: &output.bytes)
+                let withPredecessor = lastRecord.map { [$0] + records } ?? records
+                MaskedView.append(raw: piece, at: offset + UInt64(start), records: withPredecessor, mode: mode, to: &output.bytes)
             }
         }
         output.masks.append(contentsOf: records)
+        if let last = records.last { lastRecord = last }
         released = end
     }
 

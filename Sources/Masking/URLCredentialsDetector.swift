@@ -11,7 +11,8 @@ struct URLCredentialsDetector: Detector {
     @inline(__always)
     static func endsAuthority(_ b: UInt8) -> Bool {
         switch b {
-        case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "`"),
+        // `#` is left out: unencoded in passwords often enough, and an `@` must still follow.
+        case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "`"),
              UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\\"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "["),
              UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ","), UInt8(ascii: ";"): return true
         default: return b <= 0x20 || b >= 0x7F

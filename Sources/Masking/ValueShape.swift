@@ -9,6 +9,7 @@ enum ValueShape {
         "secret", "password", "token", "empty", "default", "auto", "disabled", "enabled", "unset", "notset", "example", "dummy",
         "placeholder", "sample", "todo", "fixme", "tbd", "value", "self", "this", "void", "securestring", "secretstr",
         "option", "optional<string>", "[]byte", "&str", "string?", "uuid", "sensitive", "omitted", "removed", "filtered",
+        "never", "always", "hidden", "protected", "private", "public", "internal", "unknown", "invalid", "expired",
     ]
 
     static func lowercased(_ w: ByteWindow, _ range: Range<Int>) -> String {
@@ -39,7 +40,7 @@ enum ValueShape {
 
     /// The checks for a value after a key that names a secret.
     static func isPlausibleSecret(_ w: ByteWindow, _ range: Range<Int>, quoted: Bool, key: Range<Int>, terminator: UInt8?) -> Bool {
-        guard range.count >= 4, range.count <= 1024, !isPlaceholder(w, range) else { return false }
+        guard range.count >= 6, !isPlaceholder(w, range) else { return false }
         var hasDigit = false, hasLetter = false, allDigitsOrDots = true, identifierLike = true, dots = 0
         for (n, i) in range.enumerated() {
             let b = w[i]
@@ -65,8 +66,11 @@ enum ValueShape {
             // Source code: `token = self.token`, `password: hashedPassword,`, `api_key = API_KEY`.
             if dots > 0 && !hasDigit { return false }
             if let t = terminator, t == UInt8(ascii: ",") || t == UInt8(ascii: ";") || t == UInt8(ascii: ")") { if !hasDigit { return false } }
-            if !hasDigit && namesSameThing(w, range, key: key) { return false }
         }
+        // A short lowercase word (`admin`, `groups`) is a setting, not a generated or chosen secret.
+        if range.count < 8, range.allSatisfy({ ByteClass.byte(w[$0], isIn: .lower) }) { return false }
+        // `postgres-password`, `api_token`, `GLEWLWYD2_SESSION_ID`: a name for the secret, not the secret.
+        if range.allSatisfy({ ByteClass.byte(w[$0], isIn: [.lower, .upper, .digit, .dash, .underscore, .dot]) }), namesSameThing(w, range, key: key) { return false }
         return true
     }
 
@@ -75,7 +79,8 @@ enum ValueShape {
         let value = lowercased(w, range)
         let keyText = lowercased(w, key)
         if value == keyText || keyText.hasSuffix(value) { return true }
-        return ["password", "passwd", "secret", "token", "key", "pass", "pwd", "auth"].contains { value.contains($0) && keyText.contains($0) }
+        if ["password", "passwd", "secret", "token", "pass", "pwd", "auth"].contains(where: { value.contains($0) && keyText.contains($0) }) { return true }
+        return SecretKeyNames.words(w, key).contains { $0.count >= 4 && value.contains($0) }
     }
 
     static func startsLikePath(_ w: ByteWindow, _ range: Range<Int>) -> Bool {
