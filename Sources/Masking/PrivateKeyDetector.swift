@@ -15,7 +15,7 @@ struct PrivateKeyDetector: Detector {
         // The label must say PRIVATE KEY before the closing dashes of the BEGIN line.
         let labelStart = keywordStart + 11
         let limit = min(w.upper, labelStart + 48)
-        guard let close = w.find(Self.dashes, from: labelStart, to: limit) else { return w.isComplete || limit < labelStart + 48 ? .reject : .needMore }
+        guard let close = w.find(Self.dashes, from: labelStart, to: limit) else { return w.isComplete || w.upper >= labelStart + 48 ? .reject : .needMore }
         return w.find(Self.privateKey, from: labelStart, to: close) != nil ? .candidate : .reject
     }
 
