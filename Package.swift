@@ -87,9 +87,12 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // Secret detection and the streaming masker for agent-bound output (rules, custom rules YAML, mask records);
+        // optimized in debug builds too, so the chunking property tests run in seconds.
+        .target(name: "Masking", dependencies: ["ConfigurationSupport", .product(name: "Yams", package: "Yams")], swiftSettings: [.unsafeFlags(["-O"])]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "JSONWriting",
+            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "Masking", "JSONWriting",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -114,6 +117,8 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),
+        // Rules, chunking invariance, reconstruction, binary pass-through, corpus recall and false positives.
+        .testTarget(name: "MaskingTests", dependencies: ["Masking", "ConfigurationSupport", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("corpus")]),
         .testTarget(name: "PolicyTests", dependencies: ["ConfigurationSupport", "Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),

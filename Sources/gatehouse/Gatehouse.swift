@@ -6,7 +6,8 @@ struct Gatehouse: ParsableCommand {
         commandName: "gatehouse",
         abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
         subcommands: [ServeCommand.self, CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self,
-                      SessionsCommand.self, ReplayCommand.self, ExportCommand.self, VerifyCommand.self, LoginCommand.self, ApprovalsCommand.self])
+                      SessionsCommand.self, ReplayCommand.self, ExportCommand.self, VerifyCommand.self, LoginCommand.self, ApprovalsCommand.self,
+                      MaskCommand.self])
 }
 
 struct CertCommand: ParsableCommand {
