@@ -287,26 +287,8 @@ final class SessionChannel {
                 details["command"] = command
                 request = .exec(command)
             }
-            if let limit = entitlement.task.maxSessions {
-                // Counted durably before anything reaches the target, so no restart or race
-                // gives a one-shot certificate a second session.
-                switch context.sessionBudgets.take(key: connection.budgetKey, limit: limit, validBefore: agent.certificate.validBefore) {
-                case .granted(let used):
-                    details["task_sessions_used"] = "\(used)/\(limit)"
-                case .exhausted(let used):
-                    let reason = "this certificate may open \(limit) session\(limit == 1 ? "" : "s") and has opened \(used)"
-                    let shape = Refusal(code: "session-budget-spent", rule: "task-max-sessions", reason: reason)
-                    let refusal = SessionRefusal(code: shape.code, rule: shape.rule, reason: reason,
-                                                 message: "gatehouse: denied: \(reason); ask for a new certificate.\ngatehouse-denial: \(shape.json(extra: [("exit_status", "77")]))\n",
-                                                 exitStatus: PolicyDenial.exitStatus)
-                    return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
-                case .failed(let problem):
-                    context.logger.error("session budget unavailable", metadata: ["error": "\(problem)"])
-                    let refusal = SessionRefusal(code: "session-budget-unavailable", rule: "task-max-sessions", reason: "the session budget could not be counted: \(problem)",
-                                                 message: "gatehouse: this certificate's session budget could not be counted, so the session is refused; try again.\n",
-                                                 exitStatus: 255)
-                    return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
-                }
+            if let refusal = takeFromSessionBudget(&details) {
+                return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
             }
             audit("policy.decision", request.kindName, .success, details)
             state = .starting(setup, .proceed(target: target, login: login, start: request, scope: scope))
@@ -317,10 +299,15 @@ final class SessionChannel {
             switch ApprovalDesk(context: context).admit(review, target: target.name, login: login,
                                                         requester: ApprovalDesk.requester(agent, taskID: connection.taskID), session: connection.front.sessionID) {
             case .release(let record):
-                // Approved for exactly this line, consumed before it runs: it runs once.
+                // Approved for exactly this line, consumed before it runs: it runs once. It is a
+                // session like any other: a task's budget counts it (a spent budget refuses it,
+                // and the approval stays used: fail closed).
                 details["approval_id"] = record.id
                 details["approved_by"] = record.decision?.approver ?? ""
                 request = .exec(review.command)
+                if let refusal = takeFromSessionBudget(&details) {
+                    return plan(.refuse(refusal), setup: setup, audit: ("policy.decision", request.kindName, refusal.refusal.auditFields(details)))
+                }
                 audit("policy.decision", request.kindName, .success, details)
                 state = .starting(setup, .proceed(target: target, login: login, start: request, scope: review.scope))
                 return .success
@@ -334,6 +321,29 @@ final class SessionChannel {
                 return .failure
             }
             return plan(.refuse(refusal(denial)), setup: setup, audit: ("policy.decision", request.kindName, details))
+        }
+    }
+
+    /// Counts this session against the certificate's `max-sessions@gatehouse` budget, durably,
+    /// before anything reaches the target, so no restart or race gives a one-shot certificate a
+    /// second session. Returns the refusal when the budget is spent or cannot be counted.
+    private func takeFromSessionBudget(_ details: inout [String: String]) -> SessionRefusal? {
+        guard let limit = entitlement.task.maxSessions else { return nil }
+        switch context.sessionBudgets.take(key: connection.budgetKey, limit: limit, validBefore: agent.certificate.validBefore) {
+        case .granted(let used):
+            details["task_sessions_used"] = "\(used)/\(limit)"
+            return nil
+        case .exhausted(let used):
+            let reason = "this certificate may open \(limit) session\(limit == 1 ? "" : "s") and has opened \(used)"
+            let shape = Refusal(code: "session-budget-spent", rule: "task-max-sessions", reason: reason)
+            return SessionRefusal(code: shape.code, rule: shape.rule, reason: reason,
+                                  message: "gatehouse: denied: \(reason); ask for a new certificate.\ngatehouse-denial: \(shape.json(extra: [("exit_status", "77")]))\n",
+                                  exitStatus: PolicyDenial.exitStatus)
+        case .failed(let problem):
+            context.logger.error("session budget unavailable", metadata: ["error": "\(problem)"])
+            return SessionRefusal(code: "session-budget-unavailable", rule: "task-max-sessions", reason: "the session budget could not be counted: \(problem)",
+                                  message: "gatehouse: this certificate's session budget could not be counted, so the session is refused; try again.\n",
+                                  exitStatus: 255)
         }
     }
 

@@ -85,7 +85,8 @@ enum TaskNarrowingCheck {
             return nil
         case .pattern(let pattern):
             let granting = view.policy.applicable(entitlement, to: target).scopes.filter { $0.rights.contains(.exec) }
-            if granting.contains(where: { scope in scope.commands.patterns.contains { $0.covers(pattern) } }) { return nil }
+            // A review pattern counts too: such a command is allowed once a person approves it.
+            if granting.contains(where: { scope in (scope.commands.patterns + scope.review.patterns).contains { $0.covers(pattern) } }) { return nil }
             return "no pattern of a scope granting exec there contains the pattern (rule no-matching-pattern)"
         }
     }

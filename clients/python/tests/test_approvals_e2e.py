@@ -354,3 +354,17 @@ async def test_an_approval_is_not_replayable_on_another_target_or_by_another_ide
     assert ran.exit_status == 0, ran.stderr_text
     again = await _run(b, cert, command)
     assert again.exit_status == 77 and again.denial.code == "approval-consumed"
+
+
+async def test_a_released_command_counts_against_a_task_budget(bastion, idp, tmp_path):
+    b = bastion
+    witness = b.directory / "www" / "budgeted"
+    cert = obtain_certificate(b.issuance_url, idp.token("alice"), tmp_path / "agent", context={"task_id": "budget"},
+                              commands=["uname -sr", f"touch {witness}"], max_sessions=1)
+    assert (await _run(b, cert, "uname -sr")).exit_status == 0
+    pending = await _run(b, cert, f"touch {witness}")
+    assert pending.exit_status == 75, "asking costs no session"
+    assert _cli(b, "approve", pending.approval.approval_id, "--approver", "local:oncall").returncode == 0
+    spent = await _run(b, cert, f"touch {witness}")
+    assert spent.exit_status == 77 and spent.denial.code == "session-budget-spent", spent.stderr_text
+    assert not witness.exists(), "an approval never widens a spent budget"
