@@ -19,6 +19,47 @@ public struct TerminalSize: Sendable, Equatable, Codable {
     }
 }
 
+/// A span of an agent-bound stream the agent saw masked: `length` raw bytes from byte `offset` of
+/// `stream` (counted from the stream's first byte), replaced because of `rule`. The raw bytes stay
+/// in the data records; the masked view is rebuilt from them and these records.
+public struct RecordedMask: Sendable, Equatable, Codable {
+    public var stream: RecordStream
+    public var offset: UInt64
+    public var length: UInt32
+    public var rule: String
+
+    public init(stream: RecordStream, offset: UInt64, length: UInt32, rule: String) {
+        self.stream = stream
+        self.offset = offset
+        self.length = length
+        self.rule = rule
+    }
+
+    public var end: UInt64 { offset + UInt64(length) }
+
+    /// Rule names as the masking rules spell them: 1–64 of a-z, 0-9 and -.
+    static func isRuleName(_ bytes: [UInt8]) -> Bool {
+        (1...64).contains(bytes.count) && bytes.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }
+    }
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter(); w.u8(stream.recordType.rawValue); w.u64(offset); w.u32(length); w.raw(Array(rule.utf8))
+        return w.bytes
+    }
+
+    static func decode(_ payload: [UInt8]) throws(PayloadError) -> RecordedMask {
+        var r = ByteReader(payload)
+        let type = try r.u8()
+        guard let stream = RecordType(rawValue: type)?.stream, stream != .stdin else { throw .invalid("mask stream 0x\(String(type, radix: 16)) is not stdout or stderr") }
+        let offset = try r.u64()
+        let length = try r.u32()
+        guard length > 0 else { throw .invalid("mask length is 0") }
+        let rule = r.rest()
+        guard isRuleName(rule) else { throw .invalid("mask rule is not a rule name (1–64 of a-z, 0-9, -)") }
+        return RecordedMask(stream: stream, offset: offset, length: length, rule: String(decoding: rule, as: UTF8.self))
+    }
+}
+
 /// How the remote command ended.
 public enum ExitOutcome: Sendable, Equatable, Codable, CustomStringConvertible {
     case status(UInt32)

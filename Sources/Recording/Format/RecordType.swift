@@ -13,6 +13,9 @@ public enum RecordType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case trailer = 0x0A
     /// The signed end appended by recovery to a recording whose writer died.
     case crashEnd = 0x0B
+    /// A span of stdout or stderr that was masked before it reached the agent (the raw bytes stay
+    /// in the data records; this says which, and by which rule).
+    case mask = 0x0C
 
     public var stream: RecordStream? {
         switch self {
@@ -39,6 +42,7 @@ public enum RecordType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .checkpoint: "checkpoint"
         case .trailer: "trailer"
         case .crashEnd: "crash end"
+        case .mask: "mask"
         }
     }
 }

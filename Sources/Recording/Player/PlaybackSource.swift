@@ -101,7 +101,7 @@ public final class RecordingPlayback: PlaybackSource {
         case .resize(let size): .resize(record.timeMicros, size)
         case .marker(let label): .marker(record.timeMicros, label)
         case .exit(let outcome): .exit(record.timeMicros, outcome)
-        case .header, .checkpoint, .end: nil
+        case .header, .checkpoint, .end, .mask: nil
         }
     }
 }

@@ -18,6 +18,8 @@ public enum RecordContent: Sendable, Equatable {
     case resize(TerminalSize)
     case marker(String)
     case exit(ExitOutcome)
+    /// A span the agent saw masked.
+    case mask(RecordedMask)
     /// A signed checkpoint (verified by `RecordingVerifier`, not by the reader).
     case checkpoint
     /// The end of the recording: the writer's trailer or recovery's crash end.
@@ -38,6 +40,7 @@ enum ContentDecoder {
         case .checkpoint: _ = try CheckpointPayload.decode(payload); return .checkpoint
         case .trailer: return .end(try TrailerPayload.decode(payload).reason.end)
         case .crashEnd: _ = try CrashEndPayload.decode(payload); return .end(.crash)
+        case .mask: return .mask(try RecordedMask.decode(payload))
         }
     }
 }

@@ -9,6 +9,9 @@ struct RecordingScan {
     var header: SessionHeader
     var headerKey: SSHPublicKey
     var totals = StreamTotals()
+    /// Where the last mask of each stream ended, and how many masks there were.
+    var maskEnds: [RecordStream: UInt64] = [:]
+    var masks = 0
     var exit: ExitOutcome?
     var end: RecordingEnd?
     var lastTime: UInt64 = 0
@@ -171,6 +174,19 @@ struct RecordingScan {
                 exit = try ExitOutcome.decode(type: type, frame.payload)
             case .resize, .marker:
                 _ = try ContentDecoder.decode(type: type, payload: frame.payload)
+            case .mask:
+                // A mask covers bytes already recorded, in stream order, never overlapping the last.
+                let mask = try RecordedMask.decode(frame.payload)
+                guard mask.end <= totals[mask.stream] else {
+                    problem(.malformedRecord, index, at, "mask of \(mask.stream) bytes \(mask.offset)–\(mask.end) reaches past the \(totals[mask.stream]) bytes recorded")
+                    return false
+                }
+                guard mask.offset >= maskEnds[mask.stream, default: 0] else {
+                    problem(.malformedRecord, index, at, "mask of \(mask.stream) bytes \(mask.offset)–\(mask.end) overlaps or precedes the previous mask (ending at \(maskEnds[mask.stream, default: 0]))")
+                    return false
+                }
+                maskEnds[mask.stream] = mask.end
+                masks += 1
             case .header:
                 return false
             }

@@ -60,7 +60,7 @@ public final class RecordingWriter: Sendable {
         /// Batches handed over since the last one that asked for an fdatasync.
         var unsyncedBatches = false
         var exitOutcome: ExitOutcome?
-        /// Recorded payload bytes appended so far, on every stream: the position an append
+        /// Recorded payload bytes appended so far, on every stream, plus one per mask record: the position an append
         /// returns and the sealer publishes once that far is in the file.
         var appended: UInt64 = 0
     }
@@ -186,6 +186,22 @@ public final class RecordingWriter: Sendable {
     /// A point on the timeline (policy decision, command start, note): the player's `]` jumps to it.
     public func marker(_ label: String) throws(RecordingWriteError) {
         try control(.marker, Array(label.utf8))
+    }
+
+    /// Records that `mask.length` bytes of `mask.stream` from `mask.offset` reach the agent masked.
+    /// Returns a position, like `append`: the masked bytes may go to the agent only once the
+    /// record is in the file, so a mask record is never missing for what the agent saw. (Each mask
+    /// moves the position by one, so the batch that holds it must be written to pass it.)
+    @discardableResult
+    public func mask(_ mask: RecordedMask) throws(RecordingWriteError) -> UInt64 {
+        let now = elapsedMicros()
+        return try state.withLock { (s) throws(RecordingWriteError) -> UInt64 in
+            try checkUsable(&s)
+            s.builder.appendWholeRecord(.mask, time: now, payload: mask.encoded())
+            s.appended += 1
+            flushIfDue(&s, now: now)
+            return s.appended
+        }
     }
 
     public func exit(status: UInt32) throws(RecordingWriteError) { try exit(.status(status)) }

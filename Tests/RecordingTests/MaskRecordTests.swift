@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+@testable import Recording
+import SSHCertificates
+
+/// Mask records: which spans of stdout/stderr the agent saw masked, in the signed chain beside
+/// the raw bytes. Written by position, read back, checked by verify.
+final class MaskRecordTests: XCTestCase {
+    private var dir: TemporaryDirectory!
+
+    override func setUpWithError() throws { dir = try TemporaryDirectory() }
+    override func tearDown() { dir = nil }
+
+    private func record(_ body: (RecordingWriter) throws -> Void) throws -> String {
+        let clock = ManualClock()
+        let writer = try RecordingWriter(directory: dir.path, header: sampleHeader(id: "masks-\(UUID().uuidString.prefix(6))"), signer: testSigner,
+                                         clock: clock.read, options: noIndex())
+        try body(writer)
+        try writer.exit(status: 0)
+        return try writer.finish().path
+    }
+
+    func testMasksAreReadBackAndVerifyWithTheirPositionsOrdered() throws {
+        var positions: [UInt64] = []
+        let out = Array("TOKEN=ghp_0123456789abcdef0123456789abcdef0123\n".utf8), err = Array("password: hunter22\n".utf8)
+        let path = try record { w in
+            positions.append(try w.append(.stdout, out))
+            positions.append(try w.mask(RecordedMask(stream: .stdout, offset: 6, length: 40, rule: "github-token")))
+            positions.append(try w.append(.stderr, err))
+            positions.append(try w.mask(RecordedMask(stream: .stderr, offset: 10, length: 8, rule: "secret-assignment")))
+        }
+        // A mask moves the position, so bytes held for it wait for the batch that holds the mask.
+        let o = UInt64(out.count), e = UInt64(err.count)
+        XCTAssertEqual(positions, [o, o + 1, o + 1 + e, o + 2 + e])
+        let masks = try readAll(path).compactMap { if case .mask(let m) = $0.content { m } else { nil } }
+        XCTAssertEqual(masks, [RecordedMask(stream: .stdout, offset: 6, length: 40, rule: "github-token"),
+                               RecordedMask(stream: .stderr, offset: 10, length: 8, rule: "secret-assignment")])
+        let report = RecordingVerifier.verify(path: path, trustedKeys: [testSigner.publicKey])
+        XCTAssertTrue(report.isIntact, report.verdict)
+        XCTAssertEqual(report.totals, StreamTotals(stdin: 0, stdout: o, stderr: e), "masks are not data")
+    }
+
+    func testAMaskBeyondTheRecordedBytesOrOverlappingTheLastIsAProblem() throws {
+        let beyond = try record { w in
+            try w.append(.stdout, Array("short\n".utf8))
+            try w.mask(RecordedMask(stream: .stdout, offset: 2, length: 10, rule: "jwt"))
+        }
+        let report = RecordingVerifier.verify(path: beyond, trustedKeys: [testSigner.publicKey])
+        XCTAssertFalse(report.isIntact)
+        XCTAssertEqual(report.problems.first?.kind, .malformedRecord)
+        XCTAssertTrue(report.problems.first?.message.contains("reaches past the 6 bytes recorded") ?? false, "\(report.problems)")
+
+        let overlapping = try record { w in
+            try w.append(.stdout, Array(repeating: UInt8(ascii: "x"), count: 100))
+            try w.mask(RecordedMask(stream: .stdout, offset: 10, length: 20, rule: "jwt"))
+            try w.mask(RecordedMask(stream: .stdout, offset: 25, length: 5, rule: "jwt"))
+        }
+        let second = RecordingVerifier.verify(path: overlapping, trustedKeys: [testSigner.publicKey])
+        XCTAssertFalse(second.isIntact)
+        XCTAssertTrue(second.problems.first?.message.contains("overlaps or precedes the previous mask") ?? false, "\(second.problems)")
+    }
+
+    func testMalformedMaskPayloadsAreRefusedByTheDecoder() {
+        func payload(_ stream: UInt8, _ length: UInt32, _ rule: String) -> [UInt8] {
+            var w = ByteWriter(); w.u8(stream); w.u64(0); w.u32(length); w.raw(Array(rule.utf8)); return w.bytes
+        }
+        XCTAssertNoThrow(try RecordedMask.decode(payload(RecordType.stdout.rawValue, 1, "aws-access-key-id")))
+        for bad in [payload(RecordType.stdin.rawValue, 1, "jwt"), payload(0x7f, 1, "jwt"), payload(RecordType.stdout.rawValue, 0, "jwt"),
+                    payload(RecordType.stdout.rawValue, 1, ""), payload(RecordType.stdout.rawValue, 1, "Rule With Spaces"),
+                    payload(RecordType.stdout.rawValue, 1, String(repeating: "a", count: 65)), [0x03, 0, 0]] {
+            XCTAssertThrowsError(try RecordedMask.decode(bad), "\(bad)")
+        }
+    }
+}
