@@ -31,27 +31,37 @@ struct AssignmentDetector: Detector {
     }
 
     func quickCheck(_ w: ByteWindow, keywordStart: Int, keyword: Int) -> QuickVerdict {
-        let separator = keywordStart
         if keyword >= 2 {
             // A flag: a word of its own, its value a word that does not start with `-`.
             if let before = w.byte(keywordStart - 1), !ByteClass.byte(before, isIn: [.space, .lineBreak]), before != UInt8(ascii: "\"") { return .reject }
             guard let next = w.byte(keywordStart + keywords[keyword].bytes.count) else { return w.isComplete ? .reject : .needMore }
             return next == UInt8(ascii: "-") || ByteClass.byte(next, isIn: [.space, .lineBreak]) ? .reject : .candidate
         }
-        if keyword == 0 {
-            // `key: value`, `"key":"value"`; not `12:30`, `http://`, `::`.
-            guard let next = w.byte(separator + 1) else { return w.isComplete ? .reject : .needMore }
-            guard next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\"") || next == UInt8(ascii: "'")
-                    || next == UInt8(ascii: "\\") else { return .reject }
+        if w.byte(keywordStart + 1) == nil { return w.isComplete ? .reject : .needMore }
+        return Self.rejectsSeparator(w, at: keywordStart, colon: keyword == 0) ? .reject : .candidate
+    }
+
+    /// True when the separator at `separator` cannot start a secret's value: not `key: value`
+    /// or `"key":"value"` (`12:30`, `http://`, `::`), not `key=value` (`==`, `!=`, `<=`, `:=`,
+    /// `=>`), or the key names nothing secret. Reads one byte past the separator at most; with
+    /// that byte not there yet it does not reject.
+    @inline(__always)
+    static func mayFollowColon(_ next: UInt8) -> Bool {
+        next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\"") || next == UInt8(ascii: "'") || next == UInt8(ascii: "\\")
+    }
+
+    @inline(__always)
+    static func rejectsSeparator(_ w: ByteWindow, at separator: Int, colon: Bool) -> Bool {
+        guard let next = w.byte(separator + 1) else { return false }
+        if colon {
+            guard mayFollowColon(next) else { return true }
         } else {
-            // Not `==`, `!=`, `<=`, `>=`, `:=`, `=>`.
             if let previous = w.byte(separator - 1), previous == UInt8(ascii: "=") || previous == UInt8(ascii: "!") || previous == UInt8(ascii: "<")
-                || previous == UInt8(ascii: ">") || previous == UInt8(ascii: ":") { return .reject }
-            guard let next = w.byte(separator + 1) else { return w.isComplete ? .reject : .needMore }
-            if next == UInt8(ascii: "=") || next == UInt8(ascii: ">") || next == 0x0A || next == 0x0D { return .reject }
+                || previous == UInt8(ascii: ">") || previous == UInt8(ascii: ":") { return true }
+            if next == UInt8(ascii: "=") || next == UInt8(ascii: ">") || next == 0x0A || next == 0x0D { return true }
         }
-        guard let key = Self.key(w, separator: separator), SecretKeyNames.mightNameSecret(w, key) else { return .reject }
-        return .candidate
+        guard let key = key(w, separator: separator), SecretKeyNames.mightNameSecret(w, key) else { return true }
+        return false
     }
 
     func match(_ w: ByteWindow, keywordStart: Int, keyword: Int, rules: EnabledRules) -> DetectorMatch? {

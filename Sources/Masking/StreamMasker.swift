@@ -49,7 +49,8 @@ public struct StreamMasker: Sendable {
 
     /// Appends to `output` (the pump may reuse one across calls to spare allocations).
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, into output: inout MaskedOutput) {
-        buffer.append(contentsOf: chunk)
+        // Typed, so the copy is one memcpy rather than a byte-by-byte sequence append.
+        buffer.append(contentsOf: chunk.assumingMemoryBound(to: UInt8.self))
         scan(final: false)
         release(into: &output)
         compact()
@@ -77,6 +78,7 @@ public struct StreamMasker: Sendable {
         let table = rules.anchors
         let enabled = rules.enabled
         let detectors = rules.detectors
+        let assignmentIndex = rules.assignmentDetectorIndex
         var newPending: [FoundRange] = []
         var position = scanPosition
         var blockedAt: Int? = nil
@@ -90,6 +92,15 @@ public struct StreamMasker: Sendable {
                 let lower = max(0, keywordStart - MaskingLimits.lookbehind)
                 return ByteWindow(base: base, lower: lower, upper: min(n, keywordStart + span),
                                   isComplete: final || n >= keywordStart + span, lowerIsStreamStart: lower == streamStart)
+            }
+            func keywordMatches(_ entry: AnchorTable.Entry, at start: Int) -> Bool {
+                table.keywordBytes.withUnsafeBufferPointer { keyword in
+                    for k in 0..<entry.length {
+                        let b = entry.caseInsensitive ? asciiLower(base[start + k]) : base[start + k]
+                        if b != keyword[entry.bytesStart + k] { return false }
+                    }
+                    return true
+                }
             }
             /// Accepts a detector's answer if its ranges are sane and clear of binary data.
             func accept(_ found: DetectorMatch, keywordStart: Int, window: ByteWindow) -> Bool {
@@ -123,29 +134,38 @@ public struct StreamMasker: Sendable {
                 // The hot loop: one bit test per byte, a rolling pair.
                 guard position + 1 < n else { break scanning }
                 var i = position
-                var pair = Int(base[i])
+                var pair = 0
                 var hit = false
                 table.bits.withUnsafeBufferPointer { bits in
+                    // Each pair read afresh (two loads) rather than rolled: no chain from one byte to the next.
                     while i + 1 < n {
-                        pair = (pair << 8 | Int(base[i + 1])) & 0xFFFF
-                        if bits[pair >> 6] & (1 << UInt64(pair & 63)) != 0 { hit = true; return }
+                        pair = Int(base[i]) &<< 8 | Int(base[i + 1])
+                        if bits[pair &>> 6] & (1 &<< UInt64(pair & 63)) != 0 { hit = true; return }
                         i += 1
                     }
                 }
                 position = i
                 guard hit else { break scanning }
                 var decided = false
-                for entry in table.entries(forPair: pair) {
+                for e in table.entryRange(forPair: pair) {
+                    let entry = table.flatEntries[e]
                     let keywordStart = i - entry.anchorOffset
                     guard keywordStart >= cursor, keywordStart >= 0 else { continue }
+                    // `:` not followed by a space or quote (`12:30`, `http:`) is most of the hits on
+                    // ordinary output: turned away before anything else (the pair holds the next byte).
+                    if entry.length == 1, base[i] == UInt8(ascii: ":"), !AssignmentDetector.mayFollowColon(base[i + 1]) { continue }
                     let quick = window(from: keywordStart, span: MaskingLimits.quickSpan)
-                    if keywordStart + entry.bytes.count > quick.upper {
+                    if keywordStart + entry.length > quick.upper {
                         if quick.isComplete { continue }
                         blockedAt = i; break scanning
                     }
-                    guard quick.matches(entry.bytes, at: keywordStart, caseInsensitive: entry.caseInsensitive) else { continue }
+                    guard keywordMatches(entry, at: keywordStart) else { continue }
+                    // The separators `:` and `=` are most hits on ordinary output: their cheap
+                    // rejection runs without going through the detector table.
+                    if entry.length == 1, entry.detector == assignmentIndex,
+                       AssignmentDetector.rejectsSeparator(quick, at: keywordStart, colon: base[keywordStart] == UInt8(ascii: ":")) { continue }
                     let detector = detectors[entry.detector]
-                    switch detector.quickCheck(quick, keywordStart: keywordStart, keyword: entry.keyword) {
+                    switch detector.quickCheck(quick, keywordStart: keywordStart, keyword: entry.index) {
                     case .reject: continue
                     case .needMore:
                         if quick.isComplete { continue }
@@ -154,7 +174,7 @@ public struct StreamMasker: Sendable {
                     }
                     guard final || n >= keywordStart + MaskingLimits.window else { blockedAt = i; break scanning }
                     let full = window(from: keywordStart, span: MaskingLimits.window)
-                    if let found = detector.match(full, keywordStart: keywordStart, keyword: entry.keyword, rules: enabled),
+                    if let found = detector.match(full, keywordStart: keywordStart, keyword: entry.index, rules: enabled),
                        accept(found, keywordStart: keywordStart, window: full) {
                         if let state = found.continuation { continuation = (entry.detector, state) }
                         decided = true
