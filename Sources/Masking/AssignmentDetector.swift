@@ -20,12 +20,20 @@ struct AssignmentDetector: Detector {
     /// The key before the separator at `separator`: skips spaces and a closing quote (an escaped
     /// one too, as in a JSON string holding JSON), then reads key characters backwards.
     static func key(_ w: ByteWindow, separator: Int) -> Range<Int>? {
-        var end = w.skipBack(.space, from: separator, limit: 4)
+        var end = separator
+        while end > max(w.lower, separator - 4), w[end - 1] == 0x20 || w[end - 1] == 0x09 { end -= 1 }
         if let q = w.byte(end - 1), q == UInt8(ascii: "\"") || q == UInt8(ascii: "'") {
             end -= 1
             if w.byte(end - 1) == UInt8(ascii: "\\") { end -= 1 }
         }
-        let start = w.skipBack(.keyName, from: end, limit: 96)
+        // Key characters by comparison, not the class table: this runs at most separators.
+        var start = end
+        let stop = max(w.lower, end - 96)
+        while start > stop {
+            let b = w[start - 1]
+            guard (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2D || b == 0x2E else { break }
+            start -= 1
+        }
         guard end - start >= 2, end - start < 96 else { return nil }
         return start..<end
     }

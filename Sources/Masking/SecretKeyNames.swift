@@ -103,7 +103,7 @@ enum SecretKeyNames {
         let joined = parts.joined()
         if joined == "authorization" || joined == "proxyauthorization" { return .authorization }
         if parts.contains(where: otherThings.contains) { return .none }
-        if joined.contains("secretaccesskey") || (parts.contains("aws") && parts.contains("secret")) { return .awsSecret }
+        if joined.hasBytes("secretaccesskey") || (parts.contains("aws") && parts.contains("secret")) { return .awsSecret }
         for (index, part) in parts.enumerated() {
             if secretSegments.contains(part) { return .secret }
             if part == "key", index > 0, keyQualifiers.contains(parts[index - 1]) { return .secret }

@@ -36,6 +36,8 @@ public struct StreamMasker: Sendable {
     public var rawCount: UInt64 { bufferStart + UInt64(buffer.count) }
     /// Raw bytes fed but not yet released.
     public var heldBackCount: Int { buffer.count - released }
+    /// Bytes kept in memory (held back, and history for lookbehind).
+    public var bufferedCount: Int { buffer.count }
 
     public mutating func feed(_ chunk: [UInt8]) -> MaskedOutput {
         chunk.withUnsafeBufferPointer { feed(UnsafeRawBufferPointer($0)) }
@@ -235,13 +237,24 @@ public struct StreamMasker: Sendable {
 
     /// Drops history the matchers can no longer look at, once enough of it has piled up.
     private mutating func compact() {
-        let keep = min(released, scanPosition - MaskingLimits.maxAnchorOffset, cursor) - MaskingLimits.lookbehind
+        // Matchers read back from a keyword (never before the scan position less the anchor
+        // offset) or from a pending continuation's cursor; `cursor` alone may lag far behind.
+        var oldestNeeded = min(released, scanPosition - MaskingLimits.maxAnchorOffset)
+        if continuation != nil { oldestNeeded = min(oldestNeeded, cursor) }
+        let keep = oldestNeeded - MaskingLimits.lookbehind
         guard keep >= 16384 || (keep > 0 && keep * 2 >= buffer.count) else { return }
-        buffer.removeFirst(keep)
+        // Moved down inside the same storage: `removeFirst` may hand back a fresh allocation,
+        // and fresh pages per feed cost more than the scan.
+        let remaining = buffer.count - keep
+        buffer.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            base.update(from: base + keep, count: remaining)
+        }
+        buffer.removeLast(keep)
         bufferStart += UInt64(keep)
         released -= keep
         scanPosition -= keep
-        cursor -= keep
+        cursor = max(cursor - keep, -1)
         safeEnd -= keep
         pending = pending.map { FoundRange(start: $0.start - keep, end: $0.end - keep, rule: $0.rule) }
     }

@@ -79,8 +79,8 @@ enum ValueShape {
         let value = lowercased(w, range)
         let keyText = lowercased(w, key)
         if value == keyText || keyText.hasSuffix(value) { return true }
-        if ["password", "passwd", "secret", "token", "pass", "pwd", "auth"].contains(where: { value.contains($0) && keyText.contains($0) }) { return true }
-        return SecretKeyNames.words(w, key).contains { $0.count >= 4 && value.contains($0) }
+        if ["password", "passwd", "secret", "token", "pass", "pwd", "auth"].contains(where: { value.hasBytes($0) && keyText.hasBytes($0) }) { return true }
+        return SecretKeyNames.words(w, key).contains { $0.count >= 4 && value.hasBytes($0) }
     }
 
     static func startsLikePath(_ w: ByteWindow, _ range: Range<Int>) -> Bool {

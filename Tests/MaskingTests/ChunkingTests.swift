@@ -81,3 +81,14 @@ final class ChunkingTests: XCTestCase {
         XCTAssertEqual(masker.heldBackCount, 0)
     }
 }
+
+extension ChunkingTests {
+    /// A long stream with no secret keeps the masker's memory bounded (history is dropped).
+    func testMemoryStaysBoundedOnALongStream() {
+        var masker = StreamMasker(mode: .marker)
+        let line = Array("Dec 01 08:00:00 web-01 app[42]: request_id=7 status=200 path=/v1/orders bytes=812\n".utf8)
+        let chunk = Array((0..<400).map { _ in line }.joined())
+        for _ in 0..<200 { _ = masker.feed(chunk) }
+        XCTAssertLessThan(masker.bufferedCount, 3 * chunk.count)
+    }
+}
