@@ -5,12 +5,8 @@ struct AnchorTable: Sendable {
     /// A keyword to verify at a hit, and whose it is (detector, and its keyword index). Plain
     /// values only (the keyword's bytes live in `keywordBytes`), so the scan copies no references.
     struct Entry: Sendable {
-        let detector: Int
-        let index: Int
-        let bytesStart: Int
-        let length: Int
+        let detector, index, bytesStart, length, anchorOffset: Int
         let caseInsensitive: Bool
-        let anchorOffset: Int
     }
 
     /// Every keyword's bytes, end to end.
@@ -32,7 +28,7 @@ struct AnchorTable: Sendable {
         for (d, detector) in detectors.enumerated() {
             for (k, keyword) in detector.keywords.enumerated() {
                 let entry = Entry(detector: d, index: k, bytesStart: keywordBytes.count, length: keyword.bytes.count,
-                                  caseInsensitive: keyword.caseInsensitive, anchorOffset: keyword.anchorOffset)
+                                  anchorOffset: keyword.anchorOffset, caseInsensitive: keyword.caseInsensitive)
                 keywordBytes += keyword.bytes
                 entries.append(entry)
                 let a = keyword.bytes[keyword.anchorOffset]

@@ -161,7 +161,8 @@ public struct StreamMasker: Sendable {
                         if quick.isComplete { continue }
                         blockedAt = i; break scanning
                     }
-                    guard keywordMatches(entry, at: keywordStart) else { continue }
+                    // A one-byte keyword is the anchor's first byte, which the table already matched.
+                    guard entry.length == 1 || keywordMatches(entry, at: keywordStart) else { continue }
                     // The separators `:` and `=` are most hits on ordinary output: their cheap
                     // rejection runs without going through the detector table.
                     if entry.length == 1, entry.detector == assignmentIndex,
