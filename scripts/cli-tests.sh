@@ -183,6 +183,22 @@ pc_forward() { out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" -
   && out=$("$GATEHOUSE" policy check --config "$work/gatehouse.yaml" --scopes db-tunnel --target db-01 --forward 10.0.0.5:5432); [ $? -eq 1 ] && grep -q '"rule":"forwards"' <<<"$out" && grep -q 'Accepted here: `127.0.0.1:5432`' <<<"$out"; }
 check "policy check --forward: a port forward decided as the server decides it" pc_forward
 
+# ---- mask: what an output looks like to the agent ----
+mask_env() {
+  printf 'GITHUB_TOKEN=ghp_%s\nHOME=/root\n' "$(printf 'Zq8%.0s' $(seq 12))" > "$work/env.txt"
+  out=$("$GATEHOUSE" mask "$work/env.txt" 2>"$work/mask.err"); [ $? -eq 0 ] && [ "$out" = $'GITHUB_TOKEN=[masked:github-token]\nHOME=/root' ] && grep -q '^github-token  *1$' "$work/mask.err"
+}
+check "mask shows the agent's view and counts masks per rule" mask_env
+mask_same_width() { out=$("$GATEHOUSE" mask --mode same-width "$work/env.txt" 2>/dev/null); [ "$out" = "GITHUB_TOKEN=$(printf '*%.0s' $(seq 40))"$'\nHOME=/root' ]; }
+check "mask --mode same-width keeps the width" mask_same_width
+mask_bad_rules() {
+  printf 'masking:\n  custom:\n    - name: x1\n      keywords: [ab]\n      regex: ab\n' > "$work/mask-rules.yaml"
+  err=$("$GATEHOUSE" mask --rules "$work/mask-rules.yaml" /dev/null 2>&1); [ $? -ne 0 ] && grep -q 'mask-rules.yaml:4:18: masking.custom\[0\].keywords\[0\]' <<<"$err"
+}
+check "mask names the line, column and key of a bad custom rule" mask_bad_rules
+mask_binary() { head -c 3000000 /dev/urandom > "$work/blob"; "$GATEHOUSE" mask --mode same-width "$work/blob" 2>/dev/null | cmp -s - "$work/blob"; }
+check "mask passes random binary through byte for byte" mask_binary
+
 # ---- the demo, end to end: a real sshd trusts `ca export user`, refuses after `ca export krl` ----
 ca_tour_runs() { out=$("$(dirname "$0")/ca-tour.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello from" <<<"$out" && grep -q "refused by sshd, as it should be" <<<"$out" && grep -q "audit log intact" <<<"$out"; }
 check "ca tour: sshd accepts the exported CA's certificate and refuses it once revoked via the exported KRL" ca_tour_runs

@@ -20,38 +20,56 @@ struct AssignmentDetector: Detector {
     /// The key before the separator at `separator`: skips spaces and a closing quote (an escaped
     /// one too, as in a JSON string holding JSON), then reads key characters backwards.
     static func key(_ w: ByteWindow, separator: Int) -> Range<Int>? {
-        var end = w.skipBack(.space, from: separator, limit: 4)
+        var end = separator
+        while end > max(w.lower, separator - 4), w[end - 1] == 0x20 || w[end - 1] == 0x09 { end -= 1 }
         if let q = w.byte(end - 1), q == UInt8(ascii: "\"") || q == UInt8(ascii: "'") {
             end -= 1
             if w.byte(end - 1) == UInt8(ascii: "\\") { end -= 1 }
         }
-        let start = w.skipBack(.keyName, from: end, limit: 96)
+        // Key characters by comparison, not the class table: this runs at most separators.
+        var start = end
+        let stop = max(w.lower, end - 96)
+        while start > stop {
+            let b = w[start - 1]
+            guard (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2D || b == 0x2E else { break }
+            start -= 1
+        }
         guard end - start >= 2, end - start < 96 else { return nil }
         return start..<end
     }
 
     func quickCheck(_ w: ByteWindow, keywordStart: Int, keyword: Int) -> QuickVerdict {
-        let separator = keywordStart
         if keyword >= 2 {
             // A flag: a word of its own, its value a word that does not start with `-`.
             if let before = w.byte(keywordStart - 1), !ByteClass.byte(before, isIn: [.space, .lineBreak]), before != UInt8(ascii: "\"") { return .reject }
             guard let next = w.byte(keywordStart + keywords[keyword].bytes.count) else { return w.isComplete ? .reject : .needMore }
             return next == UInt8(ascii: "-") || ByteClass.byte(next, isIn: [.space, .lineBreak]) ? .reject : .candidate
         }
-        if keyword == 0 {
-            // `key: value`, `"key":"value"`; not `12:30`, `http://`, `::`.
-            guard let next = w.byte(separator + 1) else { return w.isComplete ? .reject : .needMore }
-            guard next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\"") || next == UInt8(ascii: "'")
-                    || next == UInt8(ascii: "\\") else { return .reject }
+        if w.byte(keywordStart + 1) == nil { return w.isComplete ? .reject : .needMore }
+        return Self.rejectsSeparator(w, at: keywordStart, colon: keyword == 0) ? .reject : .candidate
+    }
+
+    /// True when the separator at `separator` cannot start a secret's value: not `key: value`
+    /// or `"key":"value"` (`12:30`, `http://`, `::`), not `key=value` (`==`, `!=`, `<=`, `:=`,
+    /// `=>`), or the key names nothing secret. Reads one byte past the separator at most; with
+    /// that byte not there yet it does not reject.
+    @inline(__always)
+    static func mayFollowColon(_ next: UInt8) -> Bool {
+        next == UInt8(ascii: " ") || next == UInt8(ascii: "\t") || next == UInt8(ascii: "\"") || next == UInt8(ascii: "'") || next == UInt8(ascii: "\\")
+    }
+
+    @inline(__always)
+    static func rejectsSeparator(_ w: ByteWindow, at separator: Int, colon: Bool) -> Bool {
+        guard let next = w.byte(separator + 1) else { return false }
+        if colon {
+            guard mayFollowColon(next) else { return true }
         } else {
-            // Not `==`, `!=`, `<=`, `>=`, `:=`, `=>`.
             if let previous = w.byte(separator - 1), previous == UInt8(ascii: "=") || previous == UInt8(ascii: "!") || previous == UInt8(ascii: "<")
-                || previous == UInt8(ascii: ">") || previous == UInt8(ascii: ":") { return .reject }
-            guard let next = w.byte(separator + 1) else { return w.isComplete ? .reject : .needMore }
-            if next == UInt8(ascii: "=") || next == UInt8(ascii: ">") || next == 0x0A || next == 0x0D { return .reject }
+                || previous == UInt8(ascii: ">") || previous == UInt8(ascii: ":") { return true }
+            if next == UInt8(ascii: "=") || next == UInt8(ascii: ">") || next == 0x0A || next == 0x0D { return true }
         }
-        guard let key = Self.key(w, separator: separator), SecretKeyNames.mightNameSecret(w, key) else { return .reject }
-        return .candidate
+        guard let key = key(w, separator: separator), SecretKeyNames.mightNameSecret(w, key) else { return true }
+        return false
     }
 
     func match(_ w: ByteWindow, keywordStart: Int, keyword: Int, rules: EnabledRules) -> DetectorMatch? {

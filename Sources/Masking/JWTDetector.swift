@@ -46,7 +46,7 @@ struct JWTDetector: Detector {
         }
         guard decoded.first == UInt8(ascii: "{") else { return false }
         let text = String(decoding: decoded, as: UTF8.self)
-        return text.contains("\"alg\"") || text.contains("\"typ\"") || text.contains("\"kid\"")
+        return text.hasBytes("\"alg\"") || text.hasBytes("\"typ\"") || text.hasBytes("\"kid\"")
     }
 
     static func base64URLValue(_ b: UInt8) -> UInt8? {

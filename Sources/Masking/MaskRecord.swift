@@ -6,11 +6,7 @@ public struct MaskRecord: Sendable, Hashable, Codable {
     public let length: Int
     public let rule: String
 
-    public init(offset: UInt64, length: Int, rule: String) {
-        self.offset = offset
-        self.length = length
-        self.rule = rule
-    }
+    public init(offset: UInt64, length: Int, rule: String) { (self.offset, self.length, self.rule) = (offset, length, rule) }
 
     public var end: UInt64 { offset + UInt64(length) }
 }

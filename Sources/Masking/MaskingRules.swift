@@ -11,6 +11,8 @@ public final class MaskingRules: Sendable {
     let detectors: [any Detector]
     let enabled: EnabledRules
     let anchors: AnchorTable
+    /// Where the assignment detector stands in `detectors` (-1: off), for the scanner's fast path.
+    let assignmentDetectorIndex: Int
 
     /// `rules`: the names to turn on (nil: all, built-in and custom); `exclude`: names to turn off.
     public convenience init(rules: [String]? = nil, exclude: [String] = [], custom: [CustomRule] = []) throws(MaskingRulesError) {
@@ -32,6 +34,7 @@ public final class MaskingRules: Sendable {
         ]
         self.detectors = all.filter { $0.ruleNames.contains(where: enabled.contains) }
         self.anchors = AnchorTable(detectors: detectors)
+        self.assignmentDetectorIndex = detectors.firstIndex { $0 is AssignmentDetector } ?? -1
     }
 
     /// A narrower set for one scope (`masking: {rules: […], exclude: […]}`): only rules this set has.

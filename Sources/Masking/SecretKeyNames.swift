@@ -63,25 +63,34 @@ enum SecretKeyNames {
         return words
     }
 
-    /// Stems a secret-naming key holds somewhere (lowercase); a key with none is turned away
-    /// before it is split into words (most keys: `level`, `time`, `Name`).
-    static let stems = ["pass", "pwd", "pw", "secret", "token", "key", "auth", "salt", "cookie", "session", "sig", "hmac", "bearer",
-                        "jwt", "priv", "cred", "nonce", "psk", "dsn"].map { Array($0.utf8) }
-    /// Stems by first byte, for the prefilter's single pass.
-    static let stemsByFirstByte: [[[UInt8]]] = {
-        var table = [[[UInt8]]](repeating: [], count: 256)
-        for stem in stems { table[Int(stem[0])].append(stem) }
-        return table
-    }()
-
+    /// Does the key hold a stem a secret-naming key holds somewhere (`pass`, `pw`, `secret`,
+    /// `token`, `key`, `auth`, …)? Most keys (`level`, `time`, `Name`) are turned away here,
+    /// before they are split into words. Runs at every `:` and `=` of the output, so it is a
+    /// switch over bytes with no allocation.
     static func mightNameSecret(_ w: ByteWindow, _ key: Range<Int>) -> Bool {
+        let end = key.upperBound
+        @inline(__always) func follows(_ i: Int, _ stem: StaticString) -> Bool {
+            let n = stem.utf8CodeUnitCount
+            guard i + n <= end else { return false }
+            let p = stem.utf8Start
+            for k in 0..<n where asciiLower(w[i + k]) != p[k] { return false }
+            return true
+        }
         for i in key {
-            let candidates = stemsByFirstByte[Int(asciiLower(w[i]))]
-            if candidates.isEmpty { continue }
-            for stem in candidates where i + stem.count <= key.upperBound {
-                var k = 1
-                while k < stem.count, asciiLower(w[i + k]) == stem[k] { k += 1 }
-                if k == stem.count { return true }
+            let next = i + 1
+            switch asciiLower(w[i]) {
+            case UInt8(ascii: "p"): if follows(next, "ass") || follows(next, "w") || follows(next, "riv") || follows(next, "sk") { return true }
+            case UInt8(ascii: "s"): if follows(next, "ecret") || follows(next, "alt") || follows(next, "ession") || follows(next, "ig") { return true }
+            case UInt8(ascii: "t"): if follows(next, "oken") { return true }
+            case UInt8(ascii: "k"): if follows(next, "ey") { return true }
+            case UInt8(ascii: "a"): if follows(next, "uth") { return true }
+            case UInt8(ascii: "c"): if follows(next, "ookie") || follows(next, "red") { return true }
+            case UInt8(ascii: "b"): if follows(next, "earer") { return true }
+            case UInt8(ascii: "j"): if follows(next, "wt") { return true }
+            case UInt8(ascii: "h"): if follows(next, "mac") { return true }
+            case UInt8(ascii: "n"): if follows(next, "once") { return true }
+            case UInt8(ascii: "d"): if follows(next, "sn") { return true }
+            default: continue
             }
         }
         return false
@@ -94,7 +103,7 @@ enum SecretKeyNames {
         let joined = parts.joined()
         if joined == "authorization" || joined == "proxyauthorization" { return .authorization }
         if parts.contains(where: otherThings.contains) { return .none }
-        if joined.contains("secretaccesskey") || (parts.contains("aws") && parts.contains("secret")) { return .awsSecret }
+        if joined.hasBytes("secretaccesskey") || (parts.contains("aws") && parts.contains("secret")) { return .awsSecret }
         for (index, part) in parts.enumerated() {
             if secretSegments.contains(part) { return .secret }
             if part == "key", index > 0, keyQualifiers.contains(parts[index - 1]) { return .secret }

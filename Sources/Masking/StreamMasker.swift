@@ -36,6 +36,8 @@ public struct StreamMasker: Sendable {
     public var rawCount: UInt64 { bufferStart + UInt64(buffer.count) }
     /// Raw bytes fed but not yet released.
     public var heldBackCount: Int { buffer.count - released }
+    /// Bytes kept in memory (held back, and history for lookbehind).
+    public var bufferedCount: Int { buffer.count }
 
     public mutating func feed(_ chunk: [UInt8]) -> MaskedOutput {
         chunk.withUnsafeBufferPointer { feed(UnsafeRawBufferPointer($0)) }
@@ -49,7 +51,8 @@ public struct StreamMasker: Sendable {
 
     /// Appends to `output` (the pump may reuse one across calls to spare allocations).
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, into output: inout MaskedOutput) {
-        buffer.append(contentsOf: chunk)
+        // Typed, so the copy is one memcpy rather than a byte-by-byte sequence append.
+        buffer.append(contentsOf: chunk.assumingMemoryBound(to: UInt8.self))
         scan(final: false)
         release(into: &output)
         compact()
@@ -77,6 +80,7 @@ public struct StreamMasker: Sendable {
         let table = rules.anchors
         let enabled = rules.enabled
         let detectors = rules.detectors
+        let assignmentIndex = rules.assignmentDetectorIndex
         var newPending: [FoundRange] = []
         var position = scanPosition
         var blockedAt: Int? = nil
@@ -90,6 +94,15 @@ public struct StreamMasker: Sendable {
                 let lower = max(0, keywordStart - MaskingLimits.lookbehind)
                 return ByteWindow(base: base, lower: lower, upper: min(n, keywordStart + span),
                                   isComplete: final || n >= keywordStart + span, lowerIsStreamStart: lower == streamStart)
+            }
+            func keywordMatches(_ entry: AnchorTable.Entry, at start: Int) -> Bool {
+                table.keywordBytes.withUnsafeBufferPointer { keyword in
+                    for k in 0..<entry.length {
+                        let b = entry.caseInsensitive ? asciiLower(base[start + k]) : base[start + k]
+                        if b != keyword[entry.bytesStart + k] { return false }
+                    }
+                    return true
+                }
             }
             /// Accepts a detector's answer if its ranges are sane and clear of binary data.
             func accept(_ found: DetectorMatch, keywordStart: Int, window: ByteWindow) -> Bool {
@@ -123,29 +136,39 @@ public struct StreamMasker: Sendable {
                 // The hot loop: one bit test per byte, a rolling pair.
                 guard position + 1 < n else { break scanning }
                 var i = position
-                var pair = Int(base[i])
+                var pair = 0
                 var hit = false
                 table.bits.withUnsafeBufferPointer { bits in
+                    // Each pair read afresh (two loads) rather than rolled: no chain from one byte to the next.
                     while i + 1 < n {
-                        pair = (pair << 8 | Int(base[i + 1])) & 0xFFFF
-                        if bits[pair >> 6] & (1 << UInt64(pair & 63)) != 0 { hit = true; return }
+                        pair = Int(base[i]) &<< 8 | Int(base[i + 1])
+                        if bits[pair &>> 6] & (1 &<< UInt64(pair & 63)) != 0 { hit = true; return }
                         i += 1
                     }
                 }
                 position = i
                 guard hit else { break scanning }
                 var decided = false
-                for entry in table.entries(forPair: pair) {
+                for e in table.entryRange(forPair: pair) {
+                    let entry = table.flatEntries[e]
                     let keywordStart = i - entry.anchorOffset
                     guard keywordStart >= cursor, keywordStart >= 0 else { continue }
+                    // `:` not followed by a space or quote (`12:30`, `http:`) is most of the hits on
+                    // ordinary output: turned away before anything else (the pair holds the next byte).
+                    if entry.length == 1, base[i] == UInt8(ascii: ":"), !AssignmentDetector.mayFollowColon(base[i + 1]) { continue }
                     let quick = window(from: keywordStart, span: MaskingLimits.quickSpan)
-                    if keywordStart + entry.bytes.count > quick.upper {
+                    if keywordStart + entry.length > quick.upper {
                         if quick.isComplete { continue }
                         blockedAt = i; break scanning
                     }
-                    guard quick.matches(entry.bytes, at: keywordStart, caseInsensitive: entry.caseInsensitive) else { continue }
+                    // A one-byte keyword is the anchor's first byte, which the table already matched.
+                    guard entry.length == 1 || keywordMatches(entry, at: keywordStart) else { continue }
+                    // The separators `:` and `=` are most hits on ordinary output: their cheap
+                    // rejection runs without going through the detector table.
+                    if entry.length == 1, entry.detector == assignmentIndex,
+                       AssignmentDetector.rejectsSeparator(quick, at: keywordStart, colon: base[keywordStart] == UInt8(ascii: ":")) { continue }
                     let detector = detectors[entry.detector]
-                    switch detector.quickCheck(quick, keywordStart: keywordStart, keyword: entry.keyword) {
+                    switch detector.quickCheck(quick, keywordStart: keywordStart, keyword: entry.index) {
                     case .reject: continue
                     case .needMore:
                         if quick.isComplete { continue }
@@ -154,7 +177,7 @@ public struct StreamMasker: Sendable {
                     }
                     guard final || n >= keywordStart + MaskingLimits.window else { blockedAt = i; break scanning }
                     let full = window(from: keywordStart, span: MaskingLimits.window)
-                    if let found = detector.match(full, keywordStart: keywordStart, keyword: entry.keyword, rules: enabled),
+                    if let found = detector.match(full, keywordStart: keywordStart, keyword: entry.index, rules: enabled),
                        accept(found, keywordStart: keywordStart, window: full) {
                         if let state = found.continuation { continuation = (entry.detector, state) }
                         decided = true
@@ -215,13 +238,24 @@ public struct StreamMasker: Sendable {
 
     /// Drops history the matchers can no longer look at, once enough of it has piled up.
     private mutating func compact() {
-        let keep = min(released, scanPosition - MaskingLimits.maxAnchorOffset, cursor) - MaskingLimits.lookbehind
+        // Matchers read back from a keyword (never before the scan position less the anchor
+        // offset) or from a pending continuation's cursor; `cursor` alone may lag far behind.
+        var oldestNeeded = min(released, scanPosition - MaskingLimits.maxAnchorOffset)
+        if continuation != nil { oldestNeeded = min(oldestNeeded, cursor) }
+        let keep = oldestNeeded - MaskingLimits.lookbehind
         guard keep >= 16384 || (keep > 0 && keep * 2 >= buffer.count) else { return }
-        buffer.removeFirst(keep)
+        // Moved down inside the same storage: `removeFirst` may hand back a fresh allocation,
+        // and fresh pages per feed cost more than the scan.
+        let remaining = buffer.count - keep
+        buffer.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            base.update(from: base + keep, count: remaining)
+        }
+        buffer.removeLast(keep)
         bufferStart += UInt64(keep)
         released -= keep
         scanPosition -= keep
-        cursor -= keep
+        cursor = max(cursor - keep, -1)
         safeEnd -= keep
         pending = pending.map { FoundRange(start: $0.start - keep, end: $0.end - keep, rule: $0.rule) }
     }

@@ -11,29 +11,20 @@ enum TextCheck {
         // A piece of a character that began before the margin is not evidence of anything.
         var skipped = 0
         while i < end, skipped < 3, w[i] & 0xC0 == 0x80 { i += 1; skipped += 1 }
+        // Let the last character finish past the margin; only the window's end may cut one.
+        let limit = min(w.upper, end + 3)
+        var bytes = UnsafeBufferPointer(start: w.base + i, count: max(0, limit - i)).makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
         while i < end {
-            let b = w[i]
-            if b == 0 { return false }
-            if b < 0x80 { i += 1; continue }
-            let length: Int
-            var low: UInt8 = 0x80, high: UInt8 = 0xBF
-            switch b {
-            case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; high = 0x9F
-            case 0xF0: length = 4; low = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; high = 0x8F
-            default: return false
+            switch parser.parseScalar(from: &bytes) {
+            case .valid(let encoded):
+                if encoded.first == 0 { return false }
+                i += encoded.count
+            case .error(let length):
+                return i + length >= w.upper
+            case .emptyInput:
+                return true
             }
-            for k in 1..<length {
-                // A character cut by the margin's end is not evidence either.
-                guard i + k < end else { return true }
-                let c = w[i + k]
-                if k == 1 ? !(low...high).contains(c) : c & 0xC0 != 0x80 { return false }
-            }
-            i += length
         }
         return true
     }

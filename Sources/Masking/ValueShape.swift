@@ -41,14 +41,13 @@ enum ValueShape {
     /// The checks for a value after a key that names a secret.
     static func isPlausibleSecret(_ w: ByteWindow, _ range: Range<Int>, quoted: Bool, key: Range<Int>, terminator: UInt8?) -> Bool {
         guard range.count >= 6, !isPlaceholder(w, range) else { return false }
-        var hasDigit = false, hasLetter = false, allDigitsOrDots = true, identifierLike = true, dots = 0
+        var hasDigit = false, allDigitsOrDots = true, identifierLike = true, dots = 0
         for (n, i) in range.enumerated() {
             let b = w[i]
             let c = ByteClass.of(b)
             // A quoted sentence is a message, not a password.
             if c.contains(.space) || c.contains(.lineBreak) { return false }
             if c.contains(.digit) { hasDigit = true } else if c.contains(.dot) { dots += 1 } else { allDigitsOrDots = false }
-            if c.intersection(.letter) != [] { hasLetter = true }
             if !(c.intersection([.lower, .upper, .underscore]) != [] || (n > 0 && (c.contains(.digit) || c.contains(.dot)))) { identifierLike = false }
             if !quoted {
                 switch b {
@@ -60,7 +59,6 @@ enum ValueShape {
         }
         // Numbers and versions (`3`, `1.2.3`); a long all-digit value is a PIN-like secret.
         if allDigitsOrDots && (dots > 0 || range.count < 6) { return false }
-        _ = hasLetter
         if startsLikePath(w, range) || looksLikeDate(w, range) { return false }
         if !quoted && identifierLike {
             // Source code: `token = self.token`, `password: hashedPassword,`, `api_key = API_KEY`.
@@ -79,8 +77,8 @@ enum ValueShape {
         let value = lowercased(w, range)
         let keyText = lowercased(w, key)
         if value == keyText || keyText.hasSuffix(value) { return true }
-        if ["password", "passwd", "secret", "token", "pass", "pwd", "auth"].contains(where: { value.contains($0) && keyText.contains($0) }) { return true }
-        return SecretKeyNames.words(w, key).contains { $0.count >= 4 && value.contains($0) }
+        if ["password", "passwd", "secret", "token", "pass", "pwd", "auth"].contains(where: { value.hasBytes($0) && keyText.hasBytes($0) }) { return true }
+        return SecretKeyNames.words(w, key).contains { $0.count >= 4 && value.hasBytes($0) }
     }
 
     static func startsLikePath(_ w: ByteWindow, _ range: Range<Int>) -> Bool {
