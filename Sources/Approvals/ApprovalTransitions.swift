@@ -29,7 +29,10 @@ public enum ApprovalTransitions {
         let status = record.status(at: now)
         if status == .expired { throw .expired(id: record.id, at: ApprovalTime.iso(record.expiresAt)) }
         guard status == .pending else { throw .alreadyDecided(id: record.id, status: status) }
-        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The reason reaches the agent's stderr: one line of at most 1 KiB, no control characters
+        // (a newline could forge a `gatehouse-approval:` line).
+        let oneLine = String(String.UnicodeScalarView(reason.unicodeScalars.map { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) ? " " : $0 }))
+        let reason = String(oneLine.trimmingCharacters(in: .whitespaces).utf8.prefix(1024)) ?? String(oneLine.prefix(256))
         if !approve, reason.isEmpty { throw .reasonRequired }
         var decided = record
         decided.decision = ApprovalDecision(approved: approve, approver: approver.id, approverGroups: approver.groups, reason: reason, at: now)

@@ -123,7 +123,8 @@ public struct TaskCommand: Sendable, Equatable, CustomStringConvertible {
 /// Target names as a task may list them: a target name, or a glob over names.
 public enum TargetGlob {
     public static func isValid(_ text: String) -> Bool {
-        guard (1...64).contains(text.utf8.count) else { return false }
+        // At most four `*`: fnmatch backtracks, and a requester chooses the glob.
+        guard (1...64).contains(text.utf8.count), text.filter({ $0 == "*" }).count <= 4 else { return false }
         return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.*?[]".contains($0)) }
     }
 }

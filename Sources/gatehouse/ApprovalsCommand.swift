@@ -41,8 +41,8 @@ struct ApprovalsList: ParsableCommand {
             return
         }
         printTable(["ID", "REQUESTED", "STATUS", "REQUESTER", "TASK", "TARGET", "COMMAND"], records.map {
-            [$0.id, ApprovalTime.iso($0.requestedAt), $0.status(at: now).rawValue, $0.requester.keyID, $0.requester.taskID ?? "-",
-             "\($0.key.login)@\($0.key.target)", $0.key.command]
+            [$0.id, ApprovalTime.iso($0.requestedAt), $0.status(at: now).rawValue, TerminalText.safe($0.requester.keyID, keepNewlines: false),
+             TerminalText.safe($0.requester.taskID ?? "-", keepNewlines: false), "\($0.key.login)@\($0.key.target)", TerminalText.safe($0.key.command, keepNewlines: false)]
         })
     }
 }

@@ -36,14 +36,14 @@ enum CertificateTrail {
     /// `key  value`, continuation lines of a multi-line value indented under the value.
     static func field(_ key: String, _ value: String, width: Int) -> String {
         let indent = String(repeating: " ", count: width + 2)
-        let body = value.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n" + indent)
+        let body = TerminalText.safe(value).split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n" + indent)
         return key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + body
     }
 
     /// One audit record on one line; long values (a prompt) are cut so the trail stays readable.
     static func line(_ r: AuditRecord) -> String {
         let details = r.event.details.sorted { $0.key < $1.key }.map { key, value -> String in
-            let flat = value.replacingOccurrences(of: "\n", with: "\\n")
+            let flat = TerminalText.safe(value, keepNewlines: false)
             return "\(key)=\(flat.count > 160 ? flat.prefix(160) + "…" : flat)"
         }
         return "  #\(r.seq) \(r.time) \(r.event.action) \(r.event.outcome.rawValue) \(r.event.object) \(details.joined(separator: " "))"

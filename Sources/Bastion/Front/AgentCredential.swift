@@ -26,11 +26,13 @@ struct AgentCredential {
                                         taskID: CertificateContext.taskID(permissions.context)))
     }
 
-    /// This exact certificate (its whole signed blob), for the durable session budget: serials
-    /// are the issuer's choice and `ssh-keygen -s` defaults to 0, so they cannot key it.
+    /// This exact certificate, for the durable session budget: the bytes its CA signed (not the
+    /// signature, which an ECDSA holder can re-encode into another valid one, s → n−s, and so a
+    /// fresh budget). Serials are the issuer's choice and `ssh-keygen -s` defaults to 0, so they
+    /// cannot key it.
     var budgetKey: String { Self.budgetKey(of: validated.certificate) }
 
     static func budgetKey(of certificate: SSHCertificate) -> String {
-        SHA256.hash(data: certificate.blob).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: certificate.signedBytes).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -30,8 +30,29 @@ struct ApprovalDesk {
                                  promptSHA256: context?["prompt_sha256"] as? String)
     }
 
+    /// A person reads every request: its command is kept short, and one identity may keep only
+    /// so many waiting at once (each is a record, a notification and a person's time).
+    static let maximumCommandBytes = 4096
+    static let maximumPendingPerIdentity = 16
+
     func admit(_ review: ReviewRequirement, target: String, login: String, requester: ApprovalRequester, session: String) -> Outcome {
+        guard review.command.utf8.count <= Self.maximumCommandBytes else {
+            return .answer(SessionRefusal(code: "approval-command-too-long", rule: "review",
+                                          reason: "a command for review may be at most \(Self.maximumCommandBytes) bytes",
+                                          message: "gatehouse: denied: a command that needs a person's approval may be at most \(Self.maximumCommandBytes) bytes.\n",
+                                          exitStatus: PolicyDenial.exitStatus))
+        }
         let key = ApprovalRequestKey(command: review.command, target: target, login: login, requester: requester)
+        if let records = try? context.approvalStore.list() {
+            let now = context.approvalStore.now()
+            let mine = records.filter { $0.key.identity == key.identity && $0.status(at: now) == .pending }
+            if mine.count >= Self.maximumPendingPerIdentity, !mine.contains(where: { $0.key == key }) {
+                return .answer(SessionRefusal(code: "approval-too-many-pending", rule: "review",
+                                              reason: "\(mine.count) requests of this identity already wait for a decision",
+                                              message: "gatehouse: denied: \(mine.count) of your requests already wait for a person's decision; wait for them first.\n",
+                                              exitStatus: PolicyDenial.exitStatus))
+            }
+        }
         let rule = ApprovalRule(scope: review.scope, pattern: review.pattern, approvers: review.approvers, approvalTTL: TimeInterval(review.approvalTTL))
         let admission: ApprovalGate.Admission
         do { admission = try context.approvals.admit(key, requester: requester, rule: rule, session: session) } catch {
@@ -101,7 +122,7 @@ struct ApprovalDesk {
     /// connection woken when it is done. Only the requester's own requests are found.
     func run(_ command: Command, as requester: ApprovalRequester, into answer: PendingAnswer, wakeup: Wakeup) {
         let waiter = ApprovalWaiter(store: context.approvalStore)
-        Task.detached {
+        answer.task = Task.detached {
             do {
                 let timeout: TimeInterval?
                 let id: String
@@ -130,6 +151,15 @@ final class PendingAnswer: Sendable {
     }
 
     private let value = Mutex<Answer?>(nil)
+    private let running = Mutex<Task<Void, Never>?>(nil)
+
+    /// The wait computing the answer, cancelled if the agent leaves first.
+    var task: Task<Void, Never>? {
+        get { running.withLock { $0 } }
+        set { running.withLock { $0 = newValue } }
+    }
+
+    func cancel() { task?.cancel() }
 
     func fill(stdout: String, stderr: String, exitStatus: Int32) { value.withLock { $0 = Answer(stdout: stdout, stderr: stderr, exitStatus: exitStatus) } }
     var ready: Answer? { value.withLock { $0 } }

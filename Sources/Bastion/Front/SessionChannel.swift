@@ -239,6 +239,13 @@ final class SessionChannel {
     }
 
     private func decideStart(_ requested: StartRequest, setup: SessionSetup) -> RequestReply {
+        // The certificate must still hold when the session starts, not only when the channel
+        // opened: a channel can wait before its exec past expiry or a revocation.
+        if case .failure(let problem) = connection.front.validate(connection.certificateBlob) {
+            let refusal = SessionRefusal(code: problem.code, rule: problem.rule, reason: "the certificate no longer holds: \(problem.description)",
+                                         message: "gatehouse: your certificate no longer holds (\(problem.description)); log in again.\n", exitStatus: 255)
+            return plan(.refuse(refusal), setup: setup, audit: ("session.start", "target \"\(targetName)\"", refusal.refusal.auditFields()))
+        }
         var request: SessionStart
         switch requested {
         case .exec(let bytes):
@@ -401,7 +408,8 @@ final class SessionChannel {
             return true
         case .answering(let pending, let pty):
             guard ssh_channel_is_closed(channel) == 0 else {
-                // The agent gave up waiting: the wait ends at its own timeout, answering no one.
+                // The agent gave up waiting: the wait is cancelled, answering no one.
+                pending.cancel()
                 state = .finished
                 return true
             }

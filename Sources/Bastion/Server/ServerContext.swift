@@ -51,14 +51,17 @@ public final class ServerContext: Sendable {
 
     /// Requests go to the scope's own webhook, else the global one. Rebuilt on reload.
     static func notifiers(_ configuration: BastionConfiguration, audit: @escaping ApprovalAuditSink) -> ScopedNotifiers {
-        func notifier(_ url: String, _ secretFile: String) -> any ApprovalNotifier {
-            WebhookNotifier(url: url, secret: FileManager.default.contents(atPath: secretFile).map { Array($0) } ?? [], audit: audit)
+        // Never an empty key: a secret file that vanished since the configuration was checked
+        // means no notifications (the requests still wait in the store), not unsigned ones.
+        func notifier(_ url: String, _ secretFile: String) -> (any ApprovalNotifier)? {
+            guard let secret = FileManager.default.contents(atPath: secretFile), secret.count >= 16 else { return nil }
+            return WebhookNotifier(url: url, secret: Array(secret), audit: audit)
         }
         var byScope: [String: any ApprovalNotifier] = [:]
         for scope in configuration.policy.scopes.values {
-            if let hook = scope.approvalWebhook { byScope[scope.name] = notifier(hook.url, hook.secretFile) }
+            if let hook = scope.approvalWebhook, let n = notifier(hook.url, hook.secretFile) { byScope[scope.name] = n }
         }
-        let global = configuration.approvals.webhookURL.flatMap { url in configuration.approvals.webhookSecretFile.map { notifier(url, $0) } }
+        let global = configuration.approvals.webhookURL.flatMap { url in configuration.approvals.webhookSecretFile.flatMap { notifier(url, $0) } }
         return ScopedNotifiers(byScope: byScope, global: global)
     }
 

@@ -36,6 +36,8 @@ public final class SessionBudgetLedger: SessionBudgetStore {
         guard key.utf8.count == 64, key.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
             return .failed("the budget key is not a SHA-256 hex digest")
         }
+        // An expired certificate opens nothing (and its file may already be pruned).
+        guard UInt64(Date().timeIntervalSince1970) < validBefore else { return .exhausted(used: limit) }
         return serial.withLock { _ in
             do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
                 return .failed("cannot create \(directory): \(error)")

@@ -16,7 +16,7 @@ extension ClaimMapping {
     public func grant(for claims: [String: JSONValue]) -> Result<Grant, Refusal> {
         var deciding: [String: String] = [:]
         let keyID: String
-        switch keyID_render(claims) {
+        switch renderKeyID(claims) {
         case .failure(let r): return .failure(r)
         case .success(let k): keyID = k
         }
@@ -50,7 +50,9 @@ extension ClaimMapping {
         return .success(Grant(keyID: keyID, principals: principals, scopes: scopes.sorted(), decidingClaims: deciding))
     }
 
-    private func keyID_render(_ claims: [String: JSONValue]) -> Result<String, Refusal> {
+    /// The key id the mapping gives these claims: what the certificates of this person carry,
+    /// so also what four eyes compares an approver with.
+    func renderKeyID(_ claims: [String: JSONValue]) -> Result<String, Refusal> {
         switch keyID.render(claims) {
         case .failure(let missing):
             return .failure(Refusal(.missingClaim, check: "key_id", "key id template \"\(keyID)\" needs claim \"\(missing.path)\", which the token lacks or is not a string"))

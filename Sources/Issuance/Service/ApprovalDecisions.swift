@@ -26,7 +26,13 @@ public struct ApprovalDecisions: Sendable {
         public let body: String
     }
 
+    /// Approval ids as the store makes them; anything else is not found before any work.
+    static func isApprovalID(_ id: String) -> Bool {
+        (1...128).contains(id.utf8.count) && id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) || $0 == 0x2d || $0 == 0x5f }
+    }
+
     public func decide(authorization: String?, id: String, body: [UInt8], peer: String) async -> Answer {
+        guard Self.isApprovalID(id) else { return Answer(status: 404, body: ApprovalRefusal.notFound(id: String(id.prefix(64))).refusal.json()) }
         let identity: (keyID: String, subject: String, groups: [String])
         switch await identify(authorization) {
         case .failure(let refusal): return await refuse(refusal, id: id, peer: peer)
@@ -50,6 +56,7 @@ public struct ApprovalDecisions: Sendable {
     }
 
     public func status(authorization: String?, id: String, wait: String?, peer: String) async -> Answer {
+        guard Self.isApprovalID(id) else { return Answer(status: 404, body: ApprovalRefusal.notFound(id: String(id.prefix(64))).refusal.json()) }
         let identity: (keyID: String, subject: String, groups: [String])
         switch await identify(authorization) {
         case .failure(let refusal): return Answer(status: refusal.status, body: refusal.refusal.json())
@@ -89,11 +96,10 @@ public struct ApprovalDecisions: Sendable {
         }
         let mapping = verified.issuer.mapping ?? issuer.configuration.mapping
         let groups = mapping.groupsClaim.strings(verified.claims) ?? []
-        switch mapping.grant(for: verified.claims) {
-        case .success(let grant): return .success((grant.keyID, verified.subject, groups))
-        case .failure(let r) where r.code == .noScopes:
-            // An approver need not be granted any scope to decide; its key id still must render.
-            return .success(("oidc:\(verified.subject)", verified.subject, groups))
+        // Always the key id the mapping renders, whatever the token grants: that is what this
+        // person's certificates carry, so four eyes compares like with like. No key id, no decision.
+        switch mapping.renderKeyID(verified.claims) {
+        case .success(let keyID): return .success((keyID, verified.subject, groups))
         case .failure(let r): return .failure(r)
         }
     }
