@@ -84,6 +84,7 @@ final class TaskNarrowingTests: XCTestCase {
     func testNarrowingSyntaxIsStrict() {
         let bad: [(targets: [String]?, commands: [String]?, max: Int?, field: String)] = [
             ([], nil, nil, "targets"), (["web 01"], nil, nil, "targets"), (["web-01;id"], nil, nil, "targets"),
+            (["*-*-*-*-*-x"], nil, nil, "targets"),  // fnmatch backtracks: at most four stars
             (nil, [], nil, "commands"), (nil, ["uptime; id"], nil, "commands"), (nil, ["cat {f: 9..1}"], nil, "commands"), (nil, [""], nil, "commands"),
             (nil, [String(repeating: "a", count: 2000)], nil, "commands"), (nil, Array(repeating: "uptime", count: 65), nil, "commands"),
             (nil, nil, 0, "max_sessions"), (nil, nil, 10_001, "max_sessions"),

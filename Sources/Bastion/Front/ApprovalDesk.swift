@@ -37,20 +37,16 @@ struct ApprovalDesk {
 
     func admit(_ review: ReviewRequirement, target: String, login: String, requester: ApprovalRequester, session: String) -> Outcome {
         guard review.command.utf8.count <= Self.maximumCommandBytes else {
-            return .answer(SessionRefusal(code: "approval-command-too-long", rule: "review",
-                                          reason: "a command for review may be at most \(Self.maximumCommandBytes) bytes",
-                                          message: "gatehouse: denied: a command that needs a person's approval may be at most \(Self.maximumCommandBytes) bytes.\n",
-                                          exitStatus: PolicyDenial.exitStatus))
+            return .answer(Self.denied(Refusal(code: "approval-command-too-long", rule: "review",
+                                               reason: "a command that needs a person's approval may be at most \(Self.maximumCommandBytes) bytes")))
         }
         let key = ApprovalRequestKey(command: review.command, target: target, login: login, requester: requester)
         if let records = try? context.approvalStore.list() {
             let now = context.approvalStore.now()
             let mine = records.filter { $0.key.identity == key.identity && $0.status(at: now) == .pending }
             if mine.count >= Self.maximumPendingPerIdentity, !mine.contains(where: { $0.key == key }) {
-                return .answer(SessionRefusal(code: "approval-too-many-pending", rule: "review",
-                                              reason: "\(mine.count) requests of this identity already wait for a decision",
-                                              message: "gatehouse: denied: \(mine.count) of your requests already wait for a person's decision; wait for them first.\n",
-                                              exitStatus: PolicyDenial.exitStatus))
+                return .answer(Self.denied(Refusal(code: "approval-too-many-pending", rule: "review",
+                                                   reason: "\(mine.count) requests of this identity already wait for a person's decision; wait for them first")))
             }
         }
         let rule = ApprovalRule(scope: review.scope, pattern: review.pattern, approvers: review.approvers, approvalTTL: TimeInterval(review.approvalTTL))
@@ -78,6 +74,13 @@ struct ApprovalDesk {
                                             + answer.message(waitCommand: waitCommand),
                                           exitStatus: PolicyDenial.exitStatus))
         }
+    }
+
+    /// A refusal as every denial reads: one sentence, then the machine line, exit status 77.
+    static func denied(_ refusal: Refusal) -> SessionRefusal {
+        SessionRefusal(code: refusal.code, rule: refusal.rule, reason: refusal.reason,
+                       message: "gatehouse: denied: \(refusal.reason).\ngatehouse-denial: \(refusal.json(extra: [("exit_status", "77")]))\n",
+                       exitStatus: PolicyDenial.exitStatus)
     }
 
     /// How this deployment waits, as the agent is told in every pending answer.

@@ -368,3 +368,18 @@ async def test_a_released_command_counts_against_a_task_budget(bastion, idp, tmp
     spent = await _run(b, cert, f"touch {witness}")
     assert spent.exit_status == 77 and spent.denial.code == "session-budget-spent", spent.stderr_text
     assert not witness.exists(), "an approval never widens a spent budget"
+
+
+async def test_review_requests_are_bounded_per_identity_and_in_length(bastion, idp, tmp_path):
+    b = bastion
+    cert = _cert(b, idp, "alice", tmp_path, task="flood")
+    long_path = f"{b.directory}/www/" + "a/" * 2100 + "x"
+    too_long = await _run(b, cert, f"touch {long_path}")
+    assert too_long.exit_status == 77 and too_long.denial.code == "approval-command-too-long", too_long.stderr_text
+    for i in range(16):
+        r = await _run(b, cert, f"touch {b.directory}/www/flood-{i}")
+        assert r.exit_status == 75, r.stderr_text
+    again = await _run(b, cert, f"touch {b.directory}/www/flood-0")
+    assert again.exit_status == 75, "a resend of a waiting request is still answered"
+    more = await _run(b, cert, f"touch {b.directory}/www/flood-16")
+    assert more.exit_status == 77 and more.denial.code == "approval-too-many-pending", more.stderr_text
