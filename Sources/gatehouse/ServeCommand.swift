@@ -127,6 +127,7 @@ struct ServeCommand: ParsableCommand {
             source.resume()
             return source
         }
+        SignalSources.awaitInstalled([SIGHUP, SIGTERM, SIGINT])
         server.start()
         // Expiries of approval requests are written to the audit chain on time, even for
         // requests nobody resends or waits for.
