@@ -168,3 +168,27 @@ final class ReservedTargetParseTests: XCTestCase {
         }
     }
 }
+
+/// The session budget is keyed by what the CA signed, not by the signature: a holder who
+/// re-encodes the signature (ECDSA's s → n−s verifies too) gets the same budget, not a fresh one.
+final class SessionBudgetKeyTests: XCTestCase {
+    func testTheKeyIgnoresTheSignatureBytes() throws {
+        let ca = try SSHPrivateKey.generate(.ecdsaP256)
+        let subject = try SSHPrivateKey.generate(.ed25519)
+        let (after, before) = CertificateTemplate.validFor(600, from: UInt64(Date().timeIntervalSince1970))
+        let certificate = try CertificateTemplate(key: subject.publicKey, type: .user, serial: 7, keyID: "agent:budget", principals: ["agent"],
+                                                  validAfter: after, validBefore: before,
+                                                  extensions: [CertificateOption(name: CertificateExtension.maxSessions, value: "1")]).sign(with: ca)
+        // The same signed bytes with a different signature blob (its last byte changed): parses,
+        // does not verify — and must not be a different budget.
+        var blob = certificate.blob
+        blob[blob.count - 1] ^= 0x01
+        let altered = try SSHCertificate(blob: blob)
+        XCTAssertNotEqual(altered.blob, certificate.blob)
+        XCTAssertEqual(AgentCredential.budgetKey(of: altered), AgentCredential.budgetKey(of: certificate))
+        // A different certificate (another serial) is another budget.
+        let other = try CertificateTemplate(key: subject.publicKey, type: .user, serial: 8, keyID: "agent:budget", principals: ["agent"],
+                                            validAfter: after, validBefore: before).sign(with: ca)
+        XCTAssertNotEqual(AgentCredential.budgetKey(of: other), AgentCredential.budgetKey(of: certificate))
+    }
+}
