@@ -137,9 +137,12 @@ public struct CertificatePermissions: Sendable, Equatable {
 /// The `context@gatehouse` value: a JSON object the issuer wrote (task id, reason, prompt hash).
 public enum CertificateContext {
     /// Its `task_id`, if the value is a JSON object that has one.
-    public static func taskID(_ context: String?) -> String? {
+    public static func taskID(_ context: String?) -> String? { field("task_id", of: context) }
+
+    /// A string field of the value (`task_id`, `reason`, `prompt_sha256`), if it is a JSON object.
+    public static func field(_ name: String, of context: String?) -> String? {
         guard let context, context.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(context.utf8)) as? [String: Any] else { return nil }
-        return object["task_id"] as? String
+        return object[name] as? String
     }
 }
 

@@ -19,15 +19,14 @@ enum CertificateTrail {
     static func request(_ issued: AuditRecord) -> [(String, String)] {
         let d = issued.event.details
         var lines: [(String, String)] = [("asked by", issued.event.actor), ("issued", issued.time)]
-        let context = d["context"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
-        if let task = context["task_id"] as? String { lines.append(("task", task)) }
-        if let reason = context["reason"] as? String { lines.append(("reason", reason)) }
+        if let task = CertificateContext.field("task_id", of: d["context"]) { lines.append(("task", task)) }
+        if let reason = CertificateContext.field("reason", of: d["context"]) { lines.append(("reason", reason)) }
         if let targets = d["task_targets"] { lines.append(("task targets", targets)) }
         if let commands = d["task_commands"] { lines.append(("task commands", commands)) }
         if let budget = d["task_max_sessions"] { lines.append(("task sessions", budget)) }
         if let prompt = d["prompt"] {
             lines.append(("prompt", prompt + (d["prompt_truncated"].map { "\n[truncated: \($0)]" } ?? "")))
-        } else if let hash = context["prompt_sha256"] as? String {
+        } else if let hash = CertificateContext.field("prompt_sha256", of: d["context"]) {
             lines.append(("prompt", "(text not recorded; sha256 \(hash))"))
         }
         return lines

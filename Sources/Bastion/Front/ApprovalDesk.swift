@@ -25,9 +25,8 @@ struct ApprovalDesk {
 
     /// Who asks: the certificate as verified, with its task (see `ApprovalRequestKey`).
     static func requester(_ agent: ValidatedCertificate, taskID: String?) -> ApprovalRequester {
-        let context = agent.permissions.context.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        return ApprovalRequester(keyID: agent.certificate.keyID, serial: agent.certificate.serial, taskID: taskID,
-                                 promptSHA256: context?["prompt_sha256"] as? String)
+        ApprovalRequester(keyID: agent.certificate.keyID, serial: agent.certificate.serial, taskID: taskID,
+                          promptSHA256: CertificateContext.field("prompt_sha256", of: agent.permissions.context))
     }
 
     /// A person reads every request: its command is kept short, and one identity may keep only
@@ -37,7 +36,7 @@ struct ApprovalDesk {
 
     func admit(_ review: ReviewRequirement, target: String, login: String, requester: ApprovalRequester, session: String) -> Outcome {
         guard review.command.utf8.count <= Self.maximumCommandBytes else {
-            return .answer(Self.denied(Refusal(code: "approval-command-too-long", rule: "review",
+            return .answer(SessionRefusal.denied(Refusal(code: "approval-command-too-long", rule: "review",
                                                reason: "a command that needs a person's approval may be at most \(Self.maximumCommandBytes) bytes")))
         }
         let key = ApprovalRequestKey(command: review.command, target: target, login: login, requester: requester)
@@ -45,7 +44,7 @@ struct ApprovalDesk {
             let now = context.approvalStore.now()
             let mine = records.filter { $0.key.identity == key.identity && $0.status(at: now) == .pending }
             if mine.count >= Self.maximumPendingPerIdentity, !mine.contains(where: { $0.key == key }) {
-                return .answer(Self.denied(Refusal(code: "approval-too-many-pending", rule: "review",
+                return .answer(SessionRefusal.denied(Refusal(code: "approval-too-many-pending", rule: "review",
                                                    reason: "\(mine.count) requests of this identity already wait for a person's decision; wait for them first")))
             }
         }
@@ -69,18 +68,10 @@ struct ApprovalDesk {
                                           message: answer.message(waitCommand: waitCommand), exitStatus: ApprovalAnswer.exitStatus))
         case .refused(let refusal, let record):
             let answer = ApprovalAnswer(record, now: now)
-            return .answer(SessionRefusal(code: refusal.refusal.code, rule: refusal.refusal.rule, reason: refusal.refusal.reason,
-                                          message: "gatehouse: denied: \(refusal.refusal.reason).\ngatehouse-denial: \(refusal.refusal.json(extra: [("exit_status", "77")]))\n"
-                                            + answer.message(waitCommand: waitCommand),
-                                          exitStatus: PolicyDenial.exitStatus))
+            var denied = SessionRefusal.denied(refusal.refusal)
+            denied.message += answer.message(waitCommand: waitCommand)
+            return .answer(denied)
         }
-    }
-
-    /// A refusal as every denial reads: one sentence, then the machine line, exit status 77.
-    static func denied(_ refusal: Refusal) -> SessionRefusal {
-        SessionRefusal(code: refusal.code, rule: refusal.rule, reason: refusal.reason,
-                       message: "gatehouse: denied: \(refusal.reason).\ngatehouse-denial: \(refusal.json(extra: [("exit_status", "77")]))\n",
-                       exitStatus: PolicyDenial.exitStatus)
     }
 
     /// How this deployment waits, as the agent is told in every pending answer.

@@ -318,4 +318,11 @@ struct SessionRefusal {
     var exitStatus: Int32
 
     var refusal: Refusal { Refusal(code: code, rule: rule, reason: reason) }
+
+    /// A refusal as every denial reads: one sentence, then the machine line, exit status 77.
+    static func denied(_ refusal: Refusal, advice: String? = nil) -> SessionRefusal {
+        SessionRefusal(code: refusal.code, rule: refusal.rule, reason: refusal.reason,
+                       message: "gatehouse: denied: \(refusal.reason)\(advice.map { "; \($0)" } ?? "").\ngatehouse-denial: \(refusal.json(extra: [("exit_status", "77")]))\n",
+                       exitStatus: PolicyDenial.exitStatus)
+    }
 }

@@ -341,11 +341,9 @@ final class SessionChannel {
             details["task_sessions_used"] = "\(used)/\(limit)"
             return nil
         case .exhausted(let used):
-            let reason = "this certificate may open \(limit) session\(limit == 1 ? "" : "s") and has opened \(used)"
-            let shape = Refusal(code: "session-budget-spent", rule: "task-max-sessions", reason: reason)
-            return SessionRefusal(code: shape.code, rule: shape.rule, reason: reason,
-                                  message: "gatehouse: denied: \(reason); ask for a new certificate.\ngatehouse-denial: \(shape.json(extra: [("exit_status", "77")]))\n",
-                                  exitStatus: PolicyDenial.exitStatus)
+            return SessionRefusal.denied(Refusal(code: "session-budget-spent", rule: "task-max-sessions",
+                                                 reason: "this certificate may open \(limit) session\(limit == 1 ? "" : "s") and has opened \(used)"),
+                                         advice: "ask for a new certificate")
         case .failed(let problem):
             context.logger.error("session budget unavailable", metadata: ["error": "\(problem)"])
             return SessionRefusal(code: "session-budget-unavailable", rule: "task-max-sessions", reason: "the session budget could not be counted: \(problem)",

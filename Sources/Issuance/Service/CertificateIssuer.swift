@@ -154,13 +154,7 @@ public final class CertificateIssuer: Sendable {
     static func describeNarrowing(_ request: IssuanceRequest, into details: inout [String: String]) {
         if let scopes = request.scopes { details["requested_scopes"] = scopes.joined(separator: ",") }
         if let targets = request.targets { details["task_targets"] = String(targets.joined(separator: ",").prefix(4096)) }
-        if let commands = request.commands {
-            var w = JSONWriter()
-            w.beginArray()
-            for command in commands { w.string(command) }
-            w.endArray()
-            details["task_commands"] = String(w.text.prefix(16384))
-        }
+        if let commands = request.commands { details["task_commands"] = String(TaskExtensions.jsonArray(commands).prefix(16384)) }
         if let budget = request.maxSessions { details["task_max_sessions"] = String(budget) }
     }
 

@@ -9,13 +9,18 @@ public enum TaskExtensions {
         var options: [CertificateOption] = []
         if let targets = task.targets { options.append(CertificateOption(name: CertificateExtension.targets, value: targets.joined(separator: ","))) }
         if let commands = task.commands {
-            var w = JSONWriter()
-            w.beginArray()
-            for command in commands { w.string(command.source) }
-            w.endArray()
-            options.append(CertificateOption(name: CertificateExtension.commands, value: w.text))
+            options.append(CertificateOption(name: CertificateExtension.commands, value: jsonArray(commands.map(\.source))))
         }
         if let budget = task.maxSessions { options.append(CertificateOption(name: CertificateExtension.maxSessions, value: String(budget))) }
         return options
+    }
+
+    /// `["…","…"]`: the `commands@gatehouse` value and the audit record's `task_commands`.
+    static func jsonArray(_ strings: [String]) -> String {
+        var w = JSONWriter()
+        w.beginArray()
+        for string in strings { w.string(string) }
+        w.endArray()
+        return w.text
     }
 }
