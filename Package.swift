@@ -50,12 +50,12 @@ let package = Package(
         .target(name: "Policy", dependencies: ["ConfigurationSupport", "Refusals", "JSONWriting", .product(name: "Yams", package: "Yams")]),
         // Session recordings: format, writer, recovery, reader, verification, export, index.
         .target(name: "Recording", dependencies: [
-            "SSHCertificates", "CSystemCalls", "JSONWriting",
+            "SSHCertificates", "CSystemCalls", "JSONWriting", "Masking",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The SSH front (libssh server), login, channel policy and the proxy to targets.
         .target(name: "Bastion", dependencies: [
-            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording", "Approvals",
+            "CLibSSH", "CSystemCalls", "Refusals", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording", "Approvals", "Masking",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "MaskingTests", dependencies: ["Masking", "ConfigurationSupport", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("corpus")]),
         .testTarget(name: "PolicyTests", dependencies: ["ConfigurationSupport", "Policy"], resources: [.copy("hostile-commands.txt")]),
         .testTarget(name: "CertificateAuthorityTests", dependencies: ["CertificateAuthority", "SSHCertificates", "Audit", "Recording"]),
-        .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates"]),
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "SSHCertificates", "Masking"]),
         .testTarget(name: "IssuanceTests", dependencies: [
             "ProcessSupport", "Issuance", "SSHCertificates", "CertificateAuthority", "Audit", "Bastion", "ConfigurationSupport", "MetricsExporter", "Policy", "Recording",
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -133,7 +133,7 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .testTarget(name: "BastionTests", dependencies: [
-            "ProcessSupport", "Bastion", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording",
+            "ProcessSupport", "Bastion", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording", "Masking",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ]),

@@ -4,6 +4,9 @@
 public struct MaskedOutput: Sendable, Equatable {
     public var bytes: [UInt8] = []
     public var masks: [MaskRecord] = []
+    /// The raw bytes behind `bytes`, when the masker was asked for them (`StreamMasker.collectsRaw`):
+    /// a recording that keeps the target's bytes writes them in release order, after their masks.
+    public var raw: [UInt8] = []
     /// The raw stream offset released so far (the raw bytes `..<rawReleased` are accounted for).
     public var rawReleased: UInt64 = 0
 

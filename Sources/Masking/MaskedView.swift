@@ -33,6 +33,8 @@ public enum MaskedView {
                 if record.offset >= offset && !continues { appendMarker(record.rule, to: &output) }
             case .sameWidth:
                 for byte in raw[Int(start - offset)..<Int(stop - offset)] { appendSameWidth(byte, to: &output) }
+            case .sameLength:
+                for byte in raw[Int(start - offset)..<Int(stop - offset)] { output.append(byte == 0x0A || byte == 0x0D || byte == 0x09 ? byte : UInt8(ascii: "*")) }
             }
             position = stop
         }

@@ -6,6 +6,9 @@ import Yams
 ///
 /// ```yaml
 /// masking:
+///   enabled: true                        # optional (default true): mask every agent-bound stream
+///   record: raw                          # optional: raw (keep the target's bytes and mask records)
+///                                        #   or masked (keep only what the agent saw)
 ///   rules: [private-key, github-token]   # optional: only these (default: every rule)
 ///   exclude: [jwt]                       # optional: all but these
 ///   custom:
@@ -18,8 +21,23 @@ import Yams
 /// ```
 public struct MaskingConfiguration: Sendable {
     public let rules: MaskingRules
+    public let enabled: Bool
+    public let record: RecordedView
 
-    public init(rules: MaskingRules = .builtin) { self.rules = rules }
+    /// What a recording keeps of a masked stream.
+    public enum RecordedView: String, Sendable, CaseIterable {
+        /// The bytes the target sent, and a mask record per masked range: replay shows what the
+        /// agent saw, `--unmasked` the original.
+        case raw
+        /// Only what the agent saw: for sites that must not store secrets at all.
+        case masked
+    }
+
+    public init(rules: MaskingRules = .builtin, enabled: Bool = true, record: RecordedView = .raw) {
+        self.rules = rules
+        self.enabled = enabled
+        self.record = record
+    }
 
     /// Parses a whole YAML document: either one with a `masking:` key at the top, or the
     /// section's mapping itself.
@@ -36,7 +54,13 @@ public struct MaskingConfiguration: Sendable {
     public static func parse(node: Node, file: String, path: String = "masking") throws -> MaskingConfiguration {
         let reader = YAMLReader(file: file)
         let fields = try reader.mapping(node, path)
-        try reader.onlyKeys(fields, ["rules", "exclude", "custom"], path)
+        try reader.onlyKeys(fields, ["enabled", "record", "rules", "exclude", "custom"], path)
+        let enabled = try reader.bool(fields, "enabled", path) ?? true
+        var record = RecordedView.raw
+        if let text = try reader.optionalString(fields, "record", path) {
+            guard let value = RecordedView(rawValue: text) else { throw reader.error(reader.node(fields, "record")!, "\(path).record", "expected raw or masked") }
+            record = value
+        }
         var custom: [CustomRule] = []
         if let list = reader.node(fields, "custom") {
             for (i, item) in try reader.sequence(list, "\(path).custom").enumerated() {
@@ -57,7 +81,7 @@ public struct MaskingConfiguration: Sendable {
             }
         }
         let rules = try MaskingRules(rules: try names("rules"), exclude: try names("exclude") ?? [], custom: custom)
-        return MaskingConfiguration(rules: rules)
+        return MaskingConfiguration(rules: rules, enabled: enabled, record: record)
     }
 
     static func parseCustomRule(_ node: Node, reader: YAMLReader, path: String) throws -> CustomRule {

@@ -6,4 +6,7 @@ public enum MaskingMode: String, Sendable, CaseIterable {
     /// One `*` per character (line breaks and tabs kept), so a terminal's layout and cursor
     /// arithmetic stay right in a pty session.
     case sameWidth = "same-width"
+    /// One `*` per byte (line breaks and tabs kept): the byte count never changes, for file
+    /// transfers (the sftp subsystem, `scp -f`) whose framing counts bytes.
+    case sameLength = "same-length"
 }

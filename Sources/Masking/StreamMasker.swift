@@ -27,9 +27,13 @@ public struct StreamMasker: Sendable {
     /// The last record released: a record continuing it (same rule, adjacent) shows no new marker.
     private var lastRecord: MaskRecord?
 
-    public init(rules: MaskingRules = .builtin, mode: MaskingMode) {
+    /// Whether each output carries the raw bytes it released (`MaskedOutput.raw`).
+    public let collectsRaw: Bool
+
+    public init(rules: MaskingRules = .builtin, mode: MaskingMode, collectsRaw: Bool = false) {
         self.rules = rules
         self.mode = mode
+        self.collectsRaw = collectsRaw
     }
 
     /// Raw bytes fed so far.
@@ -222,8 +226,10 @@ public struct StreamMasker: Sendable {
         pending = kept
         let mode = self.mode
         let start = released
+        let collectsRaw = self.collectsRaw
         buffer.withUnsafeBufferPointer { raw in
             let piece = UnsafeBufferPointer(rebasing: raw[start..<end])
+            if collectsRaw { output.raw.append(contentsOf: piece) }
             if records.isEmpty {
                 output.bytes.append(contentsOf: piece)
             } else {

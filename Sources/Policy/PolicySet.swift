@@ -14,7 +14,7 @@ public enum ChannelRequest: Sendable, Equatable {
     case agentForwarding
     case x11
 
-    var right: Right {
+    public var right: Right {
         switch self {
         case .exec(let command):
             // Legacy scp arrives as an exec of `scp -t …` / `scp -f …`: its own right, not a pattern.

@@ -23,7 +23,7 @@ extension PolicySet {
             guard ScopeNameRule.isValid(name) else { throw reader.error(keyNode, path, "is not a valid scope name (letters, digits, -_.:, at most 64)") }
             let fields = try reader.mapping(value, path)
             try reader.onlyKeys(fields, ["targets", "login", "rights", "commands", "env", "forwards", "remote_forwards", "record_input", "disclose_patterns", "limits",
-                                        "review", "approvers", "approval_ttl", "approval_webhook"], path)
+                                        "review", "approvers", "approval_ttl", "approval_webhook", "masking"], path)
             let targets = try reader.strings(fields, "targets", path, required: true).map { TargetSelector($0) }
             let rights = try reader.strings(fields, "rights", path, required: true).map { (text: String) -> Right in
                 guard let right = Right(rawValue: text) else {
@@ -85,7 +85,8 @@ extension PolicySet {
                                 recordInput: try reader.bool(fields, "record_input", path) ?? true,
                                 disclosePatterns: try reader.bool(fields, "disclose_patterns", path) ?? true,
                                 maxDuration: maxDuration, idleTimeout: idleTimeout, review: review, approvers: approvers, approvalTTL: approvalTTL,
-                                approvalWebhook: webhook))
+                                approvalWebhook: webhook,
+                                masking: try reader.node(fields, "masking").map { try MaskingSelection.parse($0, reader: reader, path: "\(path).masking") }))
         }
         return PolicySet(result)
     }

@@ -76,6 +76,8 @@ public struct Scope: Sendable {
     public let approvalTTL: Int
     /// Where this scope's approval requests are announced (instead of the global webhook).
     public let approvalWebhook: Webhook?
+    /// Which masking rules apply to the output of sessions this scope allows (nil: the global set).
+    public let masking: MaskingSelection?
 
     /// A signed notification endpoint: the URL and the file holding the HMAC key.
     public struct Webhook: Sendable, Equatable {
@@ -91,7 +93,9 @@ public struct Scope: Sendable {
 
     public init(name: String, targets: [TargetSelector], login: String? = nil, rights: Set<Right>, commands: [CommandPattern] = [],
                 environment: Set<String> = [], forwards: [ForwardPattern] = [], remoteForwards: [ForwardPattern] = [], recordInput: Bool = true, disclosePatterns: Bool = true, maxDuration: Int? = nil, idleTimeout: Int? = nil,
-                review: [CommandPattern] = [], approvers: [String] = [], approvalTTL: Int = Scope.defaultApprovalTTL, approvalWebhook: Webhook? = nil) {
+                review: [CommandPattern] = [], approvers: [String] = [], approvalTTL: Int = Scope.defaultApprovalTTL, approvalWebhook: Webhook? = nil,
+                masking: MaskingSelection? = nil) {
+        self.masking = masking
         self.review = CommandAllowlist(review)
         self.approvalWebhook = approvalWebhook
         self.approvers = approvers

@@ -16,10 +16,12 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write here instead of standard output.") var output: String?
     @Option(help: "Only what was recorded up to this time (seconds, or m:ss): with --format text, the lines on the player's screen at `replay --at` that time.")
     var at: String?
+    @OptionGroup var masking: UnmaskedOption
 
     func run() throws {
         let path = try store.resolve(id)
         try trust.checkHeader(of: path)
+        let view = try masking.view(of: path, command: "export --format \(format.rawValue)", state: trust.state)
         let until = try at.map(ReplayCommand.parseOffset)
         let handle: FileHandle
         if let output {
@@ -30,7 +32,7 @@ struct ExportCommand: ParsableCommand {
             handle = FileHandle.standardOutput
         }
         let report: ExportReport
-        do { report = try RecordingExporter.export(path: path, format: format, stream: stream, until: until) { try handle.write(contentsOf: $0) } } catch {
+        do { report = try RecordingExporter.export(path: path, format: format, stream: stream, until: until, view: view) { try handle.write(contentsOf: $0) } } catch {
             throw CLIError("\(error)")
         }
         try? handle.synchronize()

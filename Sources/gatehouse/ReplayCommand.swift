@@ -19,12 +19,14 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .customLong("idle-limit"), help: "Cap pauses longer than this many seconds.") var idleLimit: Double?
     @Option(help: "Start at this time: seconds, or m:ss.") var at: String?
     @Flag(help: "Keep playing a session that is still live.") var follow = false
+    @OptionGroup var masking: UnmaskedOption
 
     func run() throws {
         let path = try store.resolve(id)
         try trust.checkHeader(of: path)
+        let view = try masking.view(of: path, command: "replay", state: trust.state)
         let playback: RecordingPlayback
-        do { playback = try RecordingPlayback(path: path, follow: follow) } catch { throw CLIError("\(error)") }
+        do { playback = try RecordingPlayback(path: path, follow: follow, view: view) } catch { throw CLIError("\(error)") }
         let start = try at.map(Self.parseOffset) ?? 0
         var player = Player(source: playback, speed: speed, idleLimit: idleLimit)
         let terminal = PlayerTerminal()

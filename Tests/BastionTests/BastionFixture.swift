@@ -21,7 +21,8 @@ final class BastionFixture: @unchecked Sendable {
     var auditPath: String { directory.appendingPathComponent("state/audit.log").path }
     let login = String(cString: getpwuid(getuid())!.pointee.pw_name)
 
-    init(loginGrace: Int = 3, maxUnauthenticated: Int? = 300, maxForwards: Int = 32, extraScopes: String = "") throws {
+    /// `extraScopes` go under `scopes:` (indented two spaces); `extraSections` at the top level.
+    init(loginGrace: Int = 3, maxUnauthenticated: Int? = 300, maxForwards: Int = 32, extraScopes: String = "", extraSections: String = "") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-bastion-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let state = directory.appendingPathComponent("state").path
@@ -118,6 +119,7 @@ final class BastionFixture: @unchecked Sendable {
               - "sh -c {script}"
               - "head -c {n: 1..2000000000} /dev/zero"
         \(extraScopes.replacingOccurrences(of: "@DIR@", with: d))
+        \(extraSections.replacingOccurrences(of: "@DIR@", with: d))
         """
         try yaml.write(to: directory.appendingPathComponent("gatehouse.yaml"), atomically: true, encoding: .utf8)
         var configuration = try BastionConfiguration.load(file: directory.appendingPathComponent("gatehouse.yaml").path)

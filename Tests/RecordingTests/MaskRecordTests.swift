@@ -24,14 +24,15 @@ final class MaskRecordTests: XCTestCase {
         var positions: [UInt64] = []
         let out = Array("TOKEN=ghp_0123456789abcdef0123456789abcdef0123\n".utf8), err = Array("password: hunter22\n".utf8)
         let path = try record { w in
-            positions.append(try w.append(.stdout, out))
+            // As the pump writes them: each mask just before the bytes it covers.
             positions.append(try w.mask(RecordedMask(stream: .stdout, offset: 6, length: 40, rule: "github-token")))
-            positions.append(try w.append(.stderr, err))
+            positions.append(try w.append(.stdout, out))
             positions.append(try w.mask(RecordedMask(stream: .stderr, offset: 10, length: 8, rule: "secret-assignment")))
+            positions.append(try w.append(.stderr, err))
         }
         // A mask moves the position, so bytes held for it wait for the batch that holds the mask.
         let o = UInt64(out.count), e = UInt64(err.count)
-        XCTAssertEqual(positions, [o, o + 1, o + 1 + e, o + 2 + e])
+        XCTAssertEqual(positions, [1, 1 + o, 2 + o, 2 + o + e])
         let masks = try readAll(path).compactMap { if case .mask(let m) = $0.content { m } else { nil } }
         XCTAssertEqual(masks, [RecordedMask(stream: .stdout, offset: 6, length: 40, rule: "github-token"),
                                RecordedMask(stream: .stderr, offset: 10, length: 8, rule: "secret-assignment")])
@@ -40,20 +41,28 @@ final class MaskRecordTests: XCTestCase {
         XCTAssertEqual(report.totals, StreamTotals(stdin: 0, stdout: o, stderr: e), "masks are not data")
     }
 
-    func testAMaskBeyondTheRecordedBytesOrOverlappingTheLastIsAProblem() throws {
+    func testAMaskBeyondTheRecordedBytesAfterTheDataOrOverlappingTheLastIsAProblem() throws {
         let beyond = try record { w in
-            try w.append(.stdout, Array("short\n".utf8))
             try w.mask(RecordedMask(stream: .stdout, offset: 2, length: 10, rule: "jwt"))
+            try w.append(.stdout, Array("short\n".utf8))
         }
         let report = RecordingVerifier.verify(path: beyond, trustedKeys: [testSigner.publicKey])
         XCTAssertFalse(report.isIntact)
         XCTAssertEqual(report.problems.first?.kind, .malformedRecord)
-        XCTAssertTrue(report.problems.first?.message.contains("reaches past the 6 bytes recorded") ?? false, "\(report.problems)")
+        XCTAssertTrue(report.problems.first?.message.contains("past the 6 bytes recorded") ?? false, "\(report.problems)")
+
+        let after = try record { w in
+            try w.append(.stdout, Array("password=hunter22\n".utf8))
+            try w.mask(RecordedMask(stream: .stdout, offset: 9, length: 8, rule: "secret-assignment"))
+        }
+        let late = RecordingVerifier.verify(path: after, trustedKeys: [testSigner.publicKey])
+        XCTAssertFalse(late.isIntact)
+        XCTAssertTrue(late.problems.first?.message.contains("a mask precedes the bytes it covers") ?? false, "\(late.problems)")
 
         let overlapping = try record { w in
-            try w.append(.stdout, Array(repeating: UInt8(ascii: "x"), count: 100))
             try w.mask(RecordedMask(stream: .stdout, offset: 10, length: 20, rule: "jwt"))
             try w.mask(RecordedMask(stream: .stdout, offset: 25, length: 5, rule: "jwt"))
+            try w.append(.stdout, Array(repeating: UInt8(ascii: "x"), count: 100))
         }
         let second = RecordingVerifier.verify(path: overlapping, trustedKeys: [testSigner.publicKey])
         XCTAssertFalse(second.isIntact)

@@ -20,6 +20,7 @@ public struct BastionConfiguration: Sendable {
     public var targets: [String: TargetConfiguration] = [:]
     public var policy = PolicySet([])
     public var approvals = ApprovalSettings()
+    public var masking = MaskingSettings()
     /// The file this was read from, for SIGHUP reloads; nil when running on the defaults.
     public var sourceFile: String?
 

@@ -1,4 +1,5 @@
 import ConfigurationSupport
+import Masking
 import Foundation
 import Policy
 import SSHCertificates
@@ -31,7 +32,7 @@ extension BastionConfiguration {
         guard let root else { return c }
         let r = YAMLReader(file: file)
         let top = try r.mapping(root, "(document)")
-        try r.onlyKeys(top, Set(["listen", "state", "host_keys", "recordings", "log", "limits", "algorithms", "targets", "scopes", "approvals"]).union(foreignSections), "")
+        try r.onlyKeys(top, Set(["listen", "state", "host_keys", "recordings", "log", "limits", "algorithms", "targets", "scopes", "approvals", "masking"]).union(foreignSections), "")
         if let listen = r.node(top, "listen") {
             c.listen = try r.sequence(listen, "listen").enumerated().map { i, item in
                 let text = try r.string(item, "listen[\(i)]")
@@ -153,6 +154,8 @@ extension BastionConfiguration {
             // there is nothing to check names against.
             if r.node(top, "targets") != nil { try checkScopeTargets(scopes, targets: Set(c.targets.keys), reader: r) }
         }
+        let masking = try r.node(top, "masking").map { try MaskingConfiguration.parse(node: $0, file: file) } ?? MaskingConfiguration()
+        c.masking = try MaskingSettings.compile(global: masking, policy: c.policy, file: file)
         return c
     }
 

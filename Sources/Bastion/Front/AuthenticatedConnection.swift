@@ -77,7 +77,8 @@ final class AuthenticatedConnection {
     // MARK: The loop's turn
 
     enum Turn {
-        case idle
+        /// Nothing moved; `wake` is when something is due without any input (a masker's quiet tail).
+        case idle(wake: ContinuousClock.Instant?)
         /// Something moved: poll again without waiting.
         case busy
         case end(String)
@@ -111,7 +112,7 @@ final class AuthenticatedConnection {
         }
         if let reason = limitReached() { return .end(reason) }
         keepAlive()
-        return progressed ? .busy : .idle
+        return progressed ? .busy : .idle(wake: sessions.compactMap(\.maskFlushDue).min())
     }
 
     /// Connection-wide limits: a connection with nothing open is ended after
@@ -293,12 +294,13 @@ final class AuthenticatedConnection {
     /// Starts a recording for one channel of this connection. No recording, no channel: it
     /// exists (header written and synced) before anything reaches the target.
     func startRecording(channel number: Int, target: TargetConfiguration, login: String, command: String?, pty: PTYRequest?,
-                        inputRecorded: Bool, session: Bool) throws -> RecordingWriter {
+                        inputRecorded: Bool, masking: SessionMasking? = nil, session: Bool) throws -> RecordingWriter {
         let certificate = agent.certificate
         let header = SessionHeader(sessionID: front.sessionID, channel: number, certificateKeyID: certificate.keyID, certificateSerial: certificate.serial,
                                    scopes: scopes, context: agent.permissions.context ?? "", subject: certificate.principals.joined(separator: ","),
                                    sourceAddress: front.peer, target: target.name, login: login, command: command,
-                                   terminalType: pty?.term, columns: Int(pty?.columns ?? 0), rows: Int(pty?.rows ?? 0), inputRecorded: inputRecorded)
+                                   terminalType: pty?.term, columns: Int(pty?.columns ?? 0), rows: Int(pty?.rows ?? 0), inputRecorded: inputRecorded,
+                                   masking: masking.map { HeaderMasking(record: $0.recordsOriginal ? "raw" : "masked", view: $0.mode.rawValue, rules: $0.rules.ruleNames) })
         front.context.authorities.refresh()
         let wakeup = front.wakeup
         var options = RecordingWriter.Options()

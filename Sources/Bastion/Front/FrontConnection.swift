@@ -117,9 +117,18 @@ final class FrontConnection {
         end(reason: reason, event: event)
     }
 
+    /// Milliseconds to wait for input: 250, or less when something is due sooner (at least 1).
+    static func pollTimeout(until wake: ContinuousClock.Instant?) -> Int32 {
+        guard let wake else { return 250 }
+        let wait = wake - .now
+        guard wait > .zero else { return 0 }
+        return Int32(clamping: min(250, max(1, (wait.components.attoseconds / 1_000_000_000_000_000) + Int64(wait.components.seconds) * 1000 + 1)))
+    }
+
     /// Turns the loop until the connection must end; returns why.
     private func loop(event: ssh_event) -> String {
         var busy = false
+        var wake: ContinuousClock.Instant? = nil
         while true {
             switch phase {
             case .handshake:
@@ -129,8 +138,8 @@ final class FrontConnection {
                 if ContinuousClock.now >= state.deadline { return "not authenticated within \(configuration.limits.loginGraceSeconds)s" }
             case .authenticated(let connection):
                 switch connection.turn(event: event) {
-                case .idle: busy = false
-                case .busy: busy = true
+                case .idle(let due): busy = false; wake = due
+                case .busy: busy = true; wake = nil
                 case .end(let reason): return reason
                 }
             case .closing(let reason):
@@ -138,7 +147,7 @@ final class FrontConnection {
             }
             if unclaimedAgentRequests > 0 { refuseUnclaimedAgentRequests() }
             if ssh_is_connected(session) == 0 { return "client disconnected" }
-            if ssh_event_dopoll(event, busy ? 0 : 250) == SSH_ERROR, ssh_is_connected(session) == 0 {
+            if ssh_event_dopoll(event, busy ? 0 : Self.pollTimeout(until: wake)) == SSH_ERROR, ssh_is_connected(session) == 0 {
                 return "client disconnected"
             }
         }

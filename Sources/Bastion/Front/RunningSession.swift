@@ -24,9 +24,9 @@ final class RunningSession {
     var back: ssh_channel { pump.back }
     var recorder: RecordingWriter { pump.recorder }
 
-    init(front: ssh_channel, back: ssh_channel, recorder: RecordingWriter, target: TargetConfiguration, start: SessionStart, scope: String,
+    init(front: ssh_channel, back: ssh_channel, recorder: RecordingWriter, masking: SessionMasking?, target: TargetConfiguration, start: SessionStart, scope: String,
          pty: PTYRequest?, maxDuration: Int?, idleTimeout: Int?, summary: SessionSummary) {
-        pump = ChannelPump(front: front, back: back, recorder: recorder, carriesStderr: true)
+        pump = ChannelPump(front: front, back: back, recorder: recorder, carriesStderr: true, masking: masking)
         self.target = target
         self.start = start
         self.scope = scope

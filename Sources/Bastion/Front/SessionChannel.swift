@@ -1,5 +1,6 @@
 import Audit
 import CLibSSH
+import Masking
 import Foundation
 import Policy
 import Recording
@@ -72,6 +73,9 @@ final class SessionChannel {
     }
 
     var isFinished: Bool { if case .finished = state { return true } else { return false } }
+
+    /// When the running session's masker must release its quiet tail.
+    var maskFlushDue: ContinuousClock.Instant? { if case .running(let run) = state { run.pump.maskFlushDue } else { nil } }
 
     private var configuration: BastionConfiguration { connection.configuration }
     private var scopes: [String] { connection.scopes }
@@ -439,10 +443,13 @@ final class SessionChannel {
     /// the reason (no recording, no session).
     private func begin(setup: SessionSetup, target: TargetConfiguration, login: String, start: SessionStart, scope: String) -> State {
         let recordsInput = configuration.policy.recordsInput(entitlement, target: target.descriptor)
+        let masking = configuration.masking.rules(forScope: scope).map {
+            SessionMasking(rules: $0, mode: start.maskingMode(pty: setup.pty != nil), recordsOriginal: configuration.masking.global.record == .raw)
+        }
         let recorder: RecordingWriter
         do {
             recorder = try connection.startRecording(channel: number, target: target, login: login, command: start.recordedCommand,
-                                                     pty: setup.pty, inputRecorded: recordsInput, session: true)
+                                                     pty: setup.pty, inputRecorded: recordsInput, masking: masking, session: true)
         } catch {
             audit("session.recording", "target \"\(target.name)\"", .failure,
                   Refusal(code: "recording-unavailable", rule: "recorder", reason: "\(error)").auditFields(["request": start.auditText]))
@@ -468,9 +475,11 @@ final class SessionChannel {
         let summary = SessionSummary(sessionID: connection.front.sessionID, peer: connection.front.peer, target: target.name, login: login,
                                      keyID: certificate.keyID, serial: certificate.serial, principals: certificate.principals, scopes: scopes,
                                      context: agent.permissions.context, request: start.auditText, terminal: setup.pty?.term, startedAt: Date())
-        let run = RunningSession(front: channel, back: back, recorder: recorder, target: target, start: start, scope: scope, pty: setup.pty,
+        let run = RunningSession(front: channel, back: back, recorder: recorder, masking: masking, target: target, start: start, scope: scope, pty: setup.pty,
                                  maxDuration: limits.compactMap(\.maxDuration).min(), idleTimeout: limits.compactMap(\.idleTimeout).min(),
                                  summary: summary)
+        let metrics = connection.front.context.metrics
+        run.pump.onMask = { metrics.masked(rule: $0) }
         run.exitStatus = earlyExitStatus
         run.exitSignal = earlyExitSignal
         relayed = run
@@ -480,6 +489,7 @@ final class SessionChannel {
         audit("session.start", "target \"\(target.name)\"", .success, [
             "login": login, "scope": scope, "request": start.auditText, "pty": setup.pty.map { "\($0.term) \($0.columns)x\($0.rows)" } ?? "none",
             "scopes": scopes.joined(separator: ","), "context": agent.permissions.context ?? "", "recording": recorder.path,
+            "masking": masking.map { "\($0.mode.rawValue), \($0.rules.ruleNames.count) rules" } ?? "off",
         ])
         connection.front.context.connections.sessionStarted()
         connection.front.context.observer?.sessionStarted(summary)
@@ -531,6 +541,7 @@ final class SessionChannel {
             "bytes_stdin": String(outcome.bytesIn), "bytes_stdout": String(outcome.bytesOut), "bytes_stderr": String(outcome.bytesErr),
             "duration_ms": String(Int(outcome.duration * 1000)),
             "recording": recording?.path ?? run.recorder.path, "recording_hash": recording?.finalHash ?? "", "input_recorded": String(run.recorder.header.inputRecorded),
+            "masks": MaskCounts.text(run.pump.maskCounts),
         ])
         connection.front.logger.info("session ended", metadata: ["reason": "\(ending.reason)", "channel": "\(number)"])
     }
@@ -596,6 +607,18 @@ final class SessionChannel {
 }
 
 extension SessionStart {
+    /// How a masked span is shown in this kind of session: a same-width run in a terminal, a
+    /// same-length run in a file transfer (sftp, scp), whose framing counts bytes, and a marker
+    /// naming the rule in an exec's byte stream.
+    func maskingMode(pty: Bool) -> MaskingMode {
+        if pty { return .sameWidth }
+        switch self {
+        case .subsystem: return .sameLength
+        case .exec(let command): return ChannelRequest.exec(command).right == .scp ? .sameLength : .marker
+        case .shell: return .marker
+        }
+    }
+
     var kindName: String {
         switch self {
         case .exec: return "exec"

@@ -1,4 +1,5 @@
 import CLibSSH
+import Masking
 import Recording
 
 /// The one byte pump: moves bytes between the agent's end of a channel and the target's end, in
@@ -15,6 +16,13 @@ import Recording
 /// Flow control stays end to end: a lane reads only what the destination's window can take
 /// beyond what it already holds, and unread bytes stay in libssh's channel buffer, which stops
 /// our window to the sender growing. Memory per lane is bounded by the window and `maxHeld`.
+///
+/// Masked, an agent-bound lane passes what it reads through its `StreamMasker` first. The
+/// masker releases bytes once it knows no secret can start in them; the pump then records the
+/// release — each mask record, then the raw bytes it covers (or, with `masking.record: masked`,
+/// only what the agent will see) — and holds the masked bytes for the recorder as above. A tail
+/// the masker holds back (≤ 4 KiB) goes out when the stream ends or has been quiet for
+/// `maskIdleFlush`.
 final class ChannelPump {
     /// One direction of one stream.
     struct Lane {
@@ -25,6 +33,13 @@ final class ChannelPump {
         let writesStderr: Bool
         var held = HeldBytes()
         var delivered: UInt64 = 0
+        /// Agent-bound lanes of a masked session.
+        var masker: StreamMasker? = nil
+        var lastFed = ContinuousClock.now
+
+        var maskerHolds: Int { masker?.heldBackCount ?? 0 }
+        /// Nothing read from this lane waits here: all of it reached the destination.
+        var isIdle: Bool { held.isEmpty && maskerHolds == 0 }
     }
 
     enum Failure: Error {
@@ -38,6 +53,9 @@ final class ChannelPump {
     /// Bytes one lane holds while they are being written: the batch the sealer works on plus the
     /// one being filled.
     static let maxHeld = 1 << 20
+    /// A masker's held-back tail goes out after the stream has been quiet this long (a secret
+    /// split by a longer pause is not caught; docs/masking.md).
+    static let maskIdleFlush = Duration.milliseconds(50)
 
     let front: ssh_channel
     let back: ssh_channel
@@ -51,29 +69,48 @@ final class ChannelPump {
     /// first (it goes out once the recording is finished). A forward passes EOF at once.
     let holdsEOFForExit: Bool
 
+    /// The session's masking (nil: the agent reads what the target sent).
+    let masking: SessionMasking?
+    /// Masks made, by rule, for the session's end record.
+    private(set) var maskCounts: [String: Int] = [:]
+    /// Told each mask's rule as it is made (the masks counter of `/metrics`).
+    var onMask: ((String) -> Void)?
+    private var maskOutput = MaskedOutput()
+
     /// A session channel carries stderr from the target and holds its EOF for the exit status; a
-    /// forwarded channel does neither.
-    init(front: ssh_channel, back: ssh_channel, recorder: RecordingWriter, carriesStderr: Bool) {
+    /// forwarded channel does neither. `masking` applies to the target's stdout and stderr.
+    init(front: ssh_channel, back: ssh_channel, recorder: RecordingWriter, carriesStderr: Bool, masking: SessionMasking? = nil) {
         self.front = front
         self.back = back
         self.recorder = recorder
+        self.masking = masking
         holdsEOFForExit = carriesStderr
         var lanes = [
             Lane(stream: .stdin, source: front, readsStderr: false, destination: back, writesStderr: false),
             Lane(stream: .stdout, source: back, readsStderr: false, destination: front, writesStderr: false),
         ]
         if carriesStderr { lanes.append(Lane(stream: .stderr, source: back, readsStderr: true, destination: front, writesStderr: true)) }
+        if let masking {
+            for index in lanes.indices where lanes[index].stream != .stdin {
+                lanes[index].masker = StreamMasker(rules: masking.rules, mode: masking.mode, collectsRaw: masking.recordsOriginal)
+            }
+        }
         self.lanes = lanes
     }
 
     func delivered(_ stream: RecordStream) -> UInt64 { lanes.first { $0.stream == stream }?.delivered ?? 0 }
 
-    /// Bytes recorded and not yet released, on every lane.
-    var holding: Bool { lanes.contains { !$0.held.isEmpty } }
+    /// Bytes read and not yet released, on every lane (held for the recorder or by a masker).
+    var holding: Bool { lanes.contains { !$0.isIdle } }
 
     /// Everything `side` sent has been read, recorded and released to the other side.
     func delivered(from side: ssh_channel) -> Bool {
-        Self.drained(side) && lanes.allSatisfy { $0.source != side || $0.held.isEmpty }
+        Self.drained(side) && lanes.allSatisfy { $0.source != side || $0.isIdle }
+    }
+
+    /// When a masker's held-back tail is due (the connection's loop wakes for it), if any.
+    var maskFlushDue: ContinuousClock.Instant? {
+        lanes.compactMap { $0.maskerHolds > 0 ? $0.lastFed + Self.maskIdleFlush : nil }.min()
     }
 
     /// One turn: releases what is in the file, reads what the windows allow, hands the batch to
@@ -88,6 +125,7 @@ final class ChannelPump {
             for index in lanes.indices {
                 if try read(lane: index, scratch: scratch) { readAny = true }
             }
+            if masking != nil, try flushQuietMaskers() { readAny = true }
             if holding {
                 do { try recorder.handOverIfIdle() } catch { throw .recording(error) }
             }
@@ -104,7 +142,8 @@ final class ChannelPump {
         let lane = lanes[index]
         guard ssh_channel_is_closed(lane.destination) == 0 else { return false }
         let window = Int(ssh_channel_window_size(lane.destination))
-        let room = min(window - lane.held.count, Self.maxHeld - lane.held.count, Self.chunk)
+        let waiting = lane.held.count + lane.maskerHolds
+        let room = min(window - waiting, Self.maxHeld - waiting, Self.chunk)
         guard room > 0 else { return false }
         let n = ssh_channel_read_nonblocking(lane.source, scratch, UInt32(room), lane.readsStderr ? 1 : 0)
         if n == SSH_ERROR {
@@ -113,10 +152,64 @@ final class ChannelPump {
         }
         guard n > 0 else { return false }
         let bytes = UnsafeRawBufferPointer(start: scratch, count: Int(n))
+        if lanes[index].masker != nil {
+            lanes[index].lastFed = .now
+            lanes[index].masker!.feed(bytes, into: &maskOutput)
+            try recordRelease(lane: index)
+            return true
+        }
         let position: UInt64
         do { position = try recorder.append(lane.stream, bytes) } catch { throw .recording(error) }
         lanes[index].held.hold(bytes, until: position)
         return true
+    }
+
+    /// Records what a masker released and holds the masked bytes until the recorder has it:
+    /// with the original kept, each mask record and then the raw bytes it covers (a reader
+    /// meets a span's mask before its bytes); otherwise only the masked bytes.
+    private func recordRelease(lane index: Int) throws(Failure) {
+        defer {
+            maskOutput.bytes.removeAll(keepingCapacity: true)
+            maskOutput.raw.removeAll(keepingCapacity: true)
+            maskOutput.masks.removeAll(keepingCapacity: true)
+        }
+        guard !maskOutput.bytes.isEmpty || !maskOutput.masks.isEmpty else { return }
+        let stream = lanes[index].stream
+        var position: UInt64 = 0
+        do {
+            if masking?.recordsOriginal ?? true {
+                for mask in maskOutput.masks {
+                    position = try recorder.mask(RecordedMask(stream: stream, offset: mask.offset, length: UInt32(clamping: mask.length), rule: mask.rule))
+                }
+                if !maskOutput.raw.isEmpty { position = try recorder.append(stream, maskOutput.raw) }
+            } else if !maskOutput.bytes.isEmpty {
+                position = try recorder.append(stream, maskOutput.bytes)
+            }
+        } catch { throw .recording(error) }
+        for mask in maskOutput.masks {
+            maskCounts[mask.rule, default: 0] += 1
+            onMask?(mask.rule)
+        }
+        guard !maskOutput.bytes.isEmpty else { return }
+        maskOutput.bytes.withUnsafeBytes { lanes[index].held.hold($0, until: position) }
+    }
+
+    /// Releases a masker's held-back tail once its stream has ended, or has been quiet for
+    /// `maskIdleFlush` with nothing left to read.
+    private func flushQuietMaskers() throws(Failure) -> Bool {
+        var flushed = false
+        let now = ContinuousClock.now
+        for index in lanes.indices where lanes[index].maskerHolds > 0 {
+            let source = lanes[index].source
+            let ended = ssh_channel_is_closed(source) != 0 || ssh_is_connected(ssh_channel_get_session(source)) == 0
+                || (ssh_channel_is_eof(source) != 0 && Self.drained(source))
+            let quiet = now - lanes[index].lastFed >= Self.maskIdleFlush && ssh_channel_poll(source, lanes[index].readsStderr ? 1 : 0) <= 0
+            guard ended || quiet else { continue }
+            lanes[index].masker!.flush(into: &maskOutput)
+            try recordRelease(lane: index)
+            flushed = true
+        }
+        return flushed
     }
 
     /// After the recorder failed: waits for its sealer, then delivers what it did write (and
@@ -133,7 +226,9 @@ final class ChannelPump {
         var moved = false
         for index in lanes.indices where !lanes[index].held.isEmpty {
             let lane = lanes[index]
-            let sent = lanes[index].held.release(through: written) { bytes -> Int32 in
+            // No more than the window: masked output can be longer than what was read for it.
+            let window = Int(ssh_channel_window_size(lane.destination))
+            let sent = lanes[index].held.release(through: written, limit: window) { bytes -> Int32 in
                 lane.writesStderr ? ssh_channel_write_stderr(lane.destination, bytes.baseAddress, UInt32(bytes.count))
                                   : ssh_channel_write(lane.destination, bytes.baseAddress, UInt32(bytes.count))
             }
@@ -150,11 +245,11 @@ final class ChannelPump {
 
     /// Half-close: each side's EOF goes on once its bytes are all delivered.
     private func passEOF() {
-        if !eofToTarget, ssh_channel_is_eof(front) != 0, Self.drained(front), lanes.allSatisfy({ $0.source != front || $0.held.isEmpty }) {
+        if !eofToTarget, ssh_channel_is_eof(front) != 0, Self.drained(front), lanes.allSatisfy({ $0.source != front || $0.isIdle }) {
             if ssh_channel_is_closed(back) == 0 { ssh_channel_send_eof(back) }
             eofToTarget = true
         }
-        if !eofToAgent, ssh_channel_is_eof(back) != 0, Self.drained(back), lanes.allSatisfy({ $0.source != back || $0.held.isEmpty }) {
+        if !eofToAgent, ssh_channel_is_eof(back) != 0, Self.drained(back), lanes.allSatisfy({ $0.source != back || $0.isIdle }) {
             if !holdsEOFForExit, ssh_channel_is_closed(front) == 0 { ssh_channel_send_eof(front) }
             eofToAgent = true
         }
@@ -178,6 +273,8 @@ struct HeldBytes {
     private var head = 0
     private var marks: [(end: Int, position: UInt64)] = []
     private var firstMark = 0
+    /// Held bytes before this are in the file and may go (some may still wait for the window).
+    private var releasable = 0
 
     var count: Int { bytes.count - head }
     var isEmpty: Bool { head == bytes.count }
@@ -191,14 +288,15 @@ struct HeldBytes {
         }
     }
 
-    /// Hands `write` every held byte whose position is through `written`; it answers how many it
-    /// took (libssh writes all or fails). Returns the count released, nil when a write failed.
-    mutating func release(through written: UInt64, _ write: (UnsafeRawBufferPointer) -> Int32) -> Int? {
-        var end = head
+    /// Hands `write` the held bytes whose position is through `written`, at most `limit` of them
+    /// (the destination's window); it answers how many it took (libssh writes all or fails).
+    /// Returns the count released, nil when a write failed.
+    mutating func release(through written: UInt64, limit: Int, _ write: (UnsafeRawBufferPointer) -> Int32) -> Int? {
         while firstMark < marks.count, marks[firstMark].position <= written {
-            end = marks[firstMark].end
+            releasable = marks[firstMark].end
             firstMark += 1
         }
+        let end = min(releasable, head + max(0, limit))
         guard end > head else { return 0 }
         let count = end - head
         let rc = bytes.withUnsafeBytes { raw in write(UnsafeRawBufferPointer(rebasing: raw[head..<end])) }
@@ -209,11 +307,13 @@ struct HeldBytes {
             head = 0
             marks.removeAll(keepingCapacity: true)
             firstMark = 0
+            releasable = 0
         } else if head >= 256 * 1024 {
             // Under steady flow the buffer never empties: drop the released prefix so it cannot grow.
             bytes.removeSubrange(0..<head)
             marks.removeSubrange(0..<firstMark)
             for i in marks.indices { marks[i].end -= head }
+            releasable -= head
             head = 0
             firstMark = 0
         }
@@ -227,5 +327,15 @@ struct HeldBytes {
         marks = []
         head = 0
         firstMark = 0
+        releasable = 0
     }
+}
+
+/// How a session's agent-bound output is masked: the rules of the scope that allowed it, how a
+/// masked span is shown (by the kind of session), and what the recording keeps.
+struct SessionMasking {
+    let rules: MaskingRules
+    let mode: MaskingMode
+    /// The recording keeps the target's bytes and mask records (`masking.record: raw`).
+    let recordsOriginal: Bool
 }

@@ -16,6 +16,7 @@ import Recording
 /// | `gatehouse_bastion_refusals_total` | counter | `action` (the audit action), `code` (the refusal's code) |
 /// | `gatehouse_login_seconds` | histogram | `outcome`: how the unauthenticated slot ended (`authenticated`, `authentication_failed`, …) |
 /// | `gatehouse_recorder_batches_queued` | gauge | |
+/// | `gatehouse_masks_total` | counter | `rule`: the masking rule (built-in or the configuration's custom rules) |
 public final class BastionMetrics: Sendable {
     public static let sessionSeconds = "gatehouse_session_seconds"
     public static let loginSeconds = "gatehouse_login_seconds"
@@ -86,6 +87,12 @@ public final class BastionMetrics: Sendable {
     /// label sets stay bounded.
     func refused(action: String, code: String) {
         Counter(label: "gatehouse_bastion_refusals_total", dimensions: [("action", action), ("code", code)], factory: factory).increment()
+    }
+
+    /// One span of a session's output masked by `rule` (a name from the configuration's rule set,
+    /// so the label set is bounded by it).
+    func masked(rule: String) {
+        Counter(label: "gatehouse_masks_total", dimensions: [("rule", rule)], factory: factory).increment()
     }
 
     /// The time from a connection taking its unauthenticated slot to giving it back.

@@ -32,11 +32,13 @@ public struct ExportReport: Sendable, Equatable {
 
 public enum ExportError: Error, Equatable, CustomStringConvertible {
     case read(RecordingReadError)
+    case view(RecordingViewError)
     case output(String)
 
     public var description: String {
         switch self {
         case .read(let error): "\(error)"
+        case .view(let error): "\(error)"
         case .output(let reason): "writing the export failed: \(reason)"
         }
     }
@@ -47,11 +49,14 @@ public enum ExportError: Error, Equatable, CustomStringConvertible {
 public enum RecordingExporter {
     /// `write` receives the export in pieces of about 64 KiB. With `until` (µs of recording time)
     /// the export stops before the first record after that time: the text export then ends with
-    /// what the player's screen shows at that time (`gatehouse replay --at`).
-    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout, until: UInt64? = nil,
+    /// what the player's screen shows at that time (`gatehouse replay --at`). A masked recording
+    /// exports as the agent saw it unless `view` is `.original`.
+    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout, until: UInt64? = nil, view: RecordingView = .agent,
                               write: (borrowing [UInt8]) throws -> Void) throws(ExportError) -> ExportReport {
         let reader: RecordingReader
         do { reader = try RecordingReader(path: path, allowTornTail: true) } catch { throw .read(error) }
+        var filter: AgentViewFilter?
+        do { filter = try AgentViewFilter.make(header: reader.header, view: view) } catch { throw .view(error) }
         var encoder: any ExportEncoder = switch format {
         case .raw: RawEncoder(stream: stream)
         case .ttyrec: TTYRecEncoder(startMicros: reader.header.startTimeMicros)
@@ -64,8 +69,9 @@ public enum RecordingExporter {
             try withoutActuallyEscaping(write) { write in
                 var sink = ExportSink(write: write)
                 try sink.emit(encoder.begin(reader.header))
-                while let record = try reader.next() {
+                while var record = try reader.next() {
                     if let until, record.timeMicros > until { break }
+                    if filter != nil { record = filter!.apply(record) }
                     try sink.emit(encoder.encode(record))
                 }
                 try sink.emit(encoder.finish())
@@ -84,10 +90,10 @@ public enum RecordingExporter {
     }
 
     /// Convenience for tests and small recordings: the whole export in memory.
-    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout,
-                              until: UInt64? = nil) throws(ExportError) -> (bytes: [UInt8], report: ExportReport) {
+    public static func export(path: String, format: ExportFormat, stream: RecordStream = .stdout, until: UInt64? = nil,
+                              view: RecordingView = .agent) throws(ExportError) -> (bytes: [UInt8], report: ExportReport) {
         var bytes: [UInt8] = []
-        let report = try export(path: path, format: format, stream: stream, until: until) { bytes += $0 }
+        let report = try export(path: path, format: format, stream: stream, until: until, view: view) { bytes += $0 }
         return (bytes, report)
     }
 }

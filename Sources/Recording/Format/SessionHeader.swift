@@ -32,11 +32,14 @@ public struct SessionHeader: Sendable, Equatable, Codable {
     public var startTimeMicros: UInt64
     /// Whether stdin is recorded (it may hold typed secrets, so the scope's policy decides).
     public var inputRecorded: Bool
+    /// How stdout and stderr were masked for the agent; nil when they were not.
+    public var masking: HeaderMasking?
 
     public init(sessionID: String, channel: Int = 0, certificateKeyID: String, certificateSerial: UInt64,
                 scopes: [String], context: String, subject: String, sourceAddress: String, target: String,
                 login: String, command: String?, terminalType: String?, columns: Int, rows: Int,
-                startTimeMicros: UInt64 = WallClock.microseconds(), inputRecorded: Bool) {
+                startTimeMicros: UInt64 = WallClock.microseconds(), inputRecorded: Bool, masking: HeaderMasking? = nil) {
+        self.masking = masking
         self.sessionID = sessionID; self.channel = channel
         self.certificateKeyID = certificateKeyID; self.certificateSerial = certificateSerial
         self.scopes = scopes; self.context = context; self.subject = subject
@@ -53,6 +56,26 @@ public struct SessionHeader: Sendable, Equatable, Codable {
     public var commandDescription: String { command ?? "shell" }
 
     public var startDate: Date { Date(timeIntervalSince1970: Double(startTimeMicros) / 1_000_000) }
+}
+
+/// The header's account of masking: what the data records hold, how the agent was shown a
+/// masked span, and the rules in force.
+public struct HeaderMasking: Sendable, Equatable, Codable {
+    /// "raw": the data records hold the target's bytes, and mask records say which spans the
+    /// agent saw masked. "masked": the data records hold only what the agent saw.
+    public var record: String
+    /// How a masked span was shown: "marker", "same-width" or "same-length" (`MaskingMode`).
+    public var view: String
+    public var rules: [String]
+
+    public init(record: String, view: String, rules: [String]) {
+        self.record = record
+        self.view = view
+        self.rules = rules
+    }
+
+    /// The data records hold the target's original bytes (and mask records the spans).
+    public var keepsOriginal: Bool { record == "raw" }
 }
 
 /// The JSON payload of record 0: the session identity plus the key that signs this recording.

@@ -37,14 +37,19 @@ public final class RecordingPlayback: PlaybackSource {
     private let recordingKey: SSHPublicKey
     private var reader: RecordingReader
     private var lastIndex: UInt64 = 0
+    private let view: RecordingView
+    /// Rebuilds what the agent saw of a masked recording (nil: the records are shown as they are).
+    private var filter: AgentViewFilter?
 
-    public init(path: String, follow: Bool = false) throws(RecordingReadError) {
+    public init(path: String, follow: Bool = false, view: RecordingView = .agent) throws {
         self.path = path
         reader = try RecordingReader(path: path, allowTornTail: true)
         header = reader.header
         recordingKey = reader.recordingKey
         index = try SeekIndex.load(recordingPath: path)
         self.follow = follow
+        self.view = view
+        filter = try AgentViewFilter.make(header: header, view: view)
     }
 
     /// Following a recording that has not ended yet.
@@ -64,7 +69,7 @@ public final class RecordingPlayback: PlaybackSource {
                 return nil
             }
             lastIndex = record.index
-            if let event = Self.event(record) { return event }
+            if let event = Self.event(filter == nil ? record : filter!.apply(record)) { return event }
         }
     }
 
@@ -79,6 +84,7 @@ public final class RecordingPlayback: PlaybackSource {
             reader = try RecordingReader(path: path, header: header, recordingKey: recordingKey, resumeAt: offset,
                                          index: first, time: start!.timeMicros, allowTornTail: true)
         }
+        if filter != nil { filter = try AgentViewFilter.make(header: header, view: view, start: try Self.streamOffsets(path: path, before: first)) }
         // Replay output up to `time`; stop just before the first record after it.
         var redraw: [UInt8] = []
         while true {
@@ -90,9 +96,22 @@ public final class RecordingPlayback: PlaybackSource {
                 break
             }
             lastIndex = record.index
-            if case .data(let stream, let bytes) = record.content, stream != .stdin { redraw += bytes }
+            let shown = filter == nil ? record : filter!.apply(record)
+            if case .data(let stream, let bytes) = shown.content, stream != .stdin { redraw += bytes }
         }
         return redraw
+    }
+
+    /// Each stream's byte count before record `index`: where a masked view resumes. (The seek
+    /// index does not keep stream offsets, so this reads the records before; only masked
+    /// recordings need it.)
+    static func streamOffsets(path: String, before index: UInt64) throws -> StreamTotals {
+        var totals = StreamTotals()
+        let reader = try RecordingReader(path: path, allowTornTail: true)
+        while let record = try reader.next(), record.index < index {
+            if case .data(let stream, let bytes) = record.content { totals[stream] += UInt64(bytes.count) }
+        }
+        return totals
     }
 
     static func event(_ record: Record) -> PlaybackEvent? {

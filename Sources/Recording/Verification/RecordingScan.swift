@@ -146,6 +146,12 @@ struct RecordingScan {
                 guard sealedFieldsMatch(index, at, "trailer", trailer.chainHash, trailer.totals) else { return false }
                 guard countMatches(index, at, "trailer", trailer.recordCount) else { return false }
                 guard signatureValid(index, at, "trailer", trailer.signatureBlob, trailer.message(sequence: index, time: time), key: headerKey) else { return false }
+                // A finished recording holds every byte its masks cover. (A crash end may not: the
+                // bytes after a mask can be lost with the tail, and then they never reached the agent.)
+                for (stream, end) in maskEnds where end > totals[stream] {
+                    problem(.malformedRecord, index, at, "a mask of \(stream) reaches byte \(end), past the \(totals[stream]) bytes recorded")
+                    return false
+                }
                 signedThrough = index
                 end = trailer.reason.end
             case .crashEnd:
@@ -175,10 +181,12 @@ struct RecordingScan {
             case .resize, .marker:
                 _ = try ContentDecoder.decode(type: type, payload: frame.payload)
             case .mask:
-                // A mask covers bytes already recorded, in stream order, never overlapping the last.
+                // A mask is written just before the bytes it covers (the masker's release order), so a
+                // reader streaming the file knows a span is masked before it meets it. Spans ascend
+                // and never overlap; the trailer checks that the bytes did follow.
                 let mask = try RecordedMask.decode(frame.payload)
-                guard mask.end <= totals[mask.stream] else {
-                    problem(.malformedRecord, index, at, "mask of \(mask.stream) bytes \(mask.offset)–\(mask.end) reaches past the \(totals[mask.stream]) bytes recorded")
+                guard mask.offset >= totals[mask.stream] else {
+                    problem(.malformedRecord, index, at, "mask of \(mask.stream) bytes \(mask.offset)–\(mask.end) covers bytes already recorded (\(totals[mask.stream])): a mask precedes the bytes it covers")
                     return false
                 }
                 guard mask.offset >= maskEnds[mask.stream, default: 0] else {
