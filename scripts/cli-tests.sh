@@ -207,11 +207,13 @@ check "ca tour: sshd accepts the exported CA's certificate and refuses it once r
 demo_runs() { out=$("$(dirname "$0")/demo.sh" "$GATEHOUSE" 2>&1); [ $? -eq 0 ] && grep -q "hello; from the agent" <<<"$out" && grep -q "(exit status 77)" <<<"$out" \
   && grep -q 'no target named "web-99"' <<<"$out" && grep -q "Permission denied (publickey)" <<<"$out" && grep -q "audit log intact" <<<"$out" \
   && grep -q 'user certificate "oidc:alice"' <<<"$out" && grep -Eq 'alice +web-01 +0 +normal' <<<"$out" \
-  && [ "$(grep -c "5 of 5 recordings verified" <<<"$out")" -eq 2 ] && grep -q "verify-only" <<<"$out" \
+  && [ "$(grep -c "6 of 6 recordings verified" <<<"$out")" -eq 2 ] && grep -q "verify-only" <<<"$out" \
+  && grep -q 'GITHUB_TOKEN=\[masked:github-token\]' <<<"$out" && ! grep -q 'GITHUB_TOKEN=ghp_' <<<"$out" && grep -q 'give --state DIR so the read is audited' <<<"$out" \
+  && grep -q 'identical to the file (and audited as recording.unmasked)' <<<"$out" \
   && grep -q '{"certificate_key_id":"agent:demo",.*"recording_id":"gs-' <<<"$out" && grep -q '"term": {"cols": 80, "rows": 24' <<<"$out" \
   && grep -q 'untrusted-key\|not one of the 1 trusted recording keys' <<<"$out" \
   && port=$(grep -o 'gatehouse: listening on 127.0.0.1:[0-9]*' <<<"$out" | grep -o '[0-9]*$') && grep -q -- "-p $port TARGET@127.0.0.1" <<<"$out"; }
-check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused; OIDC token to certificate with the bastion's address; sessions recorded and verified across a recording key rotation, with and without the state directory" demo_runs
+check "make demo: commands through gatehouse serve to a real sshd; denial 77, unknown target, plain key refused; secrets masked for the agent, --unmasked only with --state; OIDC token to certificate with the bastion's address; sessions recorded and verified across a recording key rotation, with and without the state directory" demo_runs
 
 # The issuance section is validated by `serve --check` like the rest of the file.
 cat > "$work/issuance-ok.yaml" <<'YAML'

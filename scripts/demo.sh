@@ -72,7 +72,7 @@ scopes:
   ops-read:
     targets: [web-01]
     rights: [exec]
-    commands: ["uname -sr", "id -un", "echo {words...}", "uptime"]
+    commands: ["uname -sr", "id -un", "echo {words...}", "uptime", "cat {file: path under $work/files}"]
 issuance:
   listen: 127.0.0.1:$issuance_port
   max_ttl: 15m
@@ -121,6 +121,23 @@ run web-01@127.0.0.1 -- 'rm -rf /tmp/x'
 run web-99@127.0.0.1 -- uptime
 ssh-keygen -q -t ed25519 -N '' -C plain -f "$work/plain"
 IDENTITY="$work/plain" run web-01@127.0.0.1 -- uptime
+
+step "Secrets the target prints are masked before the agent reads them; the recording keeps both views"
+mkdir -p "$work/files"
+python3 - "$work/files/app.env" <<'PY'
+import secrets, string, sys
+alphabet = string.ascii_letters + string.digits
+token = "ghp_" + "".join(secrets.choice(alphabet) for _ in range(36))
+open(sys.argv[1], "w").write(f"APP=billing\nGITHUB_TOKEN={token}\nDB_PASSWORD={secrets.token_urlsafe(18)}\nLOG_LEVEL=info\n")
+PY
+run web-01@127.0.0.1 -- cat "$work/files/app.env"
+masked_id=$("$GATEHOUSE" sessions list --json --recordings "$work/recordings" | python3 -c 'import json, sys; print([json.loads(l) for l in sys.stdin][-1]["recording_id"])')
+echo "  gatehouse export $masked_id --format raw   (what the agent saw, the default view):"
+"$GATEHOUSE" export "$masked_id" --format raw --recordings "$work/recordings" 2>/dev/null | sed 's/^/    /'
+echo "  --unmasked without --state is refused (the read must be audited):"
+"$GATEHOUSE" export "$masked_id" --format raw --unmasked --recordings "$work/recordings" 2>&1 | sed 's/^/    /' || true
+"$GATEHOUSE" export "$masked_id" --format raw --unmasked --state "$state" --recordings "$work/recordings" 2>/dev/null > "$work/unmasked.out"
+cmp -s "$work/unmasked.out" "$work/files/app.env" && grep -q "recording.unmasked" "$state/audit.log" && echo "  --unmasked --state: the target's bytes, identical to the file (and audited as recording.unmasked)"
 
 step "The agent's own path: an OIDC ID token for alice, traded for a 5-minute certificate"
 ALICE_TOKEN=$(python3 "$here/oidc/glewlwyd_provider.py" token --dir "$work/idp" --user alice --kind id)

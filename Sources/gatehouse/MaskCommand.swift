@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bastion
 import Foundation
 import Masking
 
@@ -11,8 +12,10 @@ struct MaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mask", abstract: "Show what an output would look like to the agent after masking, with counts per rule.")
 
-    @Option(help: "marker ([masked:rule], exec streams) or same-width (one * per character, pty sessions).") var mode: MaskingMode = .marker
+    @Option(help: "marker ([masked:rule], exec streams), same-width (one * per character, pty sessions) or same-length (one * per byte, sftp and scp).") var mode: MaskingMode = .marker
     @Option(help: "A YAML file with a masking: section (rules, exclude, custom), or a configuration file holding one.") var rules: String?
+    @Option(help: "With --rules naming a Gatehouse configuration file: the rules a session allowed by this scope gets (its own masking: selection).")
+    var scope: String?
     @Flag(name: .customLong("list-rules"), help: "List the built-in rules and what each catches, then exit.") var listRules = false
     @Option(name: .customLong("chunk-size"), help: "Bytes per read fed to the masker (the bastion's pump reads up to 32768).") var chunkSize = 32768
     @Argument(help: "The output to mask (default: standard input).") var file: String?
@@ -24,7 +27,18 @@ struct MaskCommand: ParsableCommand {
         }
         guard (1...(1 << 20)).contains(chunkSize) else { throw CLIError("--chunk-size must be between 1 and 1048576") }
         var ruleSet = MaskingRules.builtin
-        if let rules {
+        if let scope {
+            guard let rules else { throw CLIError("--scope needs --rules naming the configuration file that defines the scope") }
+            let configuration: BastionConfiguration
+            do { configuration = try BastionConfiguration.load(file: rules) } catch { throw CLIError("\(error)") }
+            guard configuration.policy.scopes[scope] != nil else {
+                throw CLIError("\(rules) has no scope \"\(scope)\" (scopes: \(configuration.policy.scopes.keys.sorted().joined(separator: ", ")))")
+            }
+            guard let selected = configuration.masking.rules(forScope: scope) else {
+                throw CLIError("sessions allowed by scope \"\(scope)\" are not masked (masking is off for it): the agent sees the output as it is")
+            }
+            ruleSet = selected
+        } else if let rules {
             do { ruleSet = try MaskingConfiguration.parse(yaml: try readFile(rules), file: rules).rules } catch let error as CLIError { throw error } catch { throw CLIError("\(error)") }
         }
         let input: Int32

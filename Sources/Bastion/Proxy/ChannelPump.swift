@@ -22,7 +22,7 @@ import Recording
 /// release — each mask record, then the raw bytes it covers (or, with `masking.record: masked`,
 /// only what the agent will see) — and holds the masked bytes for the recorder as above. A tail
 /// the masker holds back (≤ 4 KiB) goes out when the stream ends or has been quiet for
-/// `maskIdleFlush`.
+/// `SessionMasking.quietFlush`.
 final class ChannelPump {
     /// One direction of one stream.
     struct Lane {
@@ -53,9 +53,6 @@ final class ChannelPump {
     /// Bytes one lane holds while they are being written: the batch the sealer works on plus the
     /// one being filled.
     static let maxHeld = 1 << 20
-    /// A masker's held-back tail goes out after the stream has been quiet this long (a secret
-    /// split by a longer pause is not caught; docs/masking.md).
-    static let maskIdleFlush = Duration.milliseconds(50)
 
     let front: ssh_channel
     let back: ssh_channel
@@ -110,7 +107,8 @@ final class ChannelPump {
 
     /// When a masker's held-back tail is due (the connection's loop wakes for it), if any.
     var maskFlushDue: ContinuousClock.Instant? {
-        lanes.compactMap { $0.maskerHolds > 0 ? $0.lastFed + Self.maskIdleFlush : nil }.min()
+        guard let masking else { return nil }
+        return lanes.compactMap { $0.maskerHolds > 0 ? $0.lastFed + masking.quietFlush : nil }.min()
     }
 
     /// One turn: releases what is in the file, reads what the windows allow, hands the batch to
@@ -195,15 +193,16 @@ final class ChannelPump {
     }
 
     /// Releases a masker's held-back tail once its stream has ended, or has been quiet for
-    /// `maskIdleFlush` with nothing left to read.
+    /// `quietFlush` with nothing left to read.
     private func flushQuietMaskers() throws(Failure) -> Bool {
+        guard let quietFlush = masking?.quietFlush else { return false }
         var flushed = false
         let now = ContinuousClock.now
         for index in lanes.indices where lanes[index].maskerHolds > 0 {
             let source = lanes[index].source
             let ended = ssh_channel_is_closed(source) != 0 || ssh_is_connected(ssh_channel_get_session(source)) == 0
                 || (ssh_channel_is_eof(source) != 0 && Self.drained(source))
-            let quiet = now - lanes[index].lastFed >= Self.maskIdleFlush && ssh_channel_poll(source, lanes[index].readsStderr ? 1 : 0) <= 0
+            let quiet = now - lanes[index].lastFed >= quietFlush && ssh_channel_poll(source, lanes[index].readsStderr ? 1 : 0) <= 0
             guard ended || quiet else { continue }
             lanes[index].masker!.flush(into: &maskOutput)
             try recordRelease(lane: index)
@@ -338,4 +337,8 @@ struct SessionMasking {
     let mode: MaskingMode
     /// The recording keeps the target's bytes and mask records (`masking.record: raw`).
     let recordsOriginal: Bool
+    /// How long a quiet stream's held-back tail waits for more bytes: 50 ms for a byte stream;
+    /// 1 ms in a terminal, where the tail is usually a keystroke's echo (a secret split by a
+    /// longer pause is not caught: docs/masking.md).
+    var quietFlush: Duration { mode == .sameWidth ? .milliseconds(1) : .milliseconds(50) }
 }
