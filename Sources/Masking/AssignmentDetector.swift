@@ -12,7 +12,7 @@ struct AssignmentDetector: Detector {
     /// `:` and `=` separate keys from values; the flags take their value as the next word
     /// (`docker login --password …`, `mysql --password …` in a CI log or in `ps`).
     static let flags = ["--password", "--passwd", "--token", "--api-key", "--apikey", "--secret", "--client-secret", "--access-token",
-                        "--auth-token", "--secret-key", "--access-key-secret"]
+                        "--auth-token", "--secret-key", "--access-key-secret", "--requirepass", "--masterauth", "--db-password", "--admin-password"]
     let keywords = [Keyword(":"), Keyword("=")] + AssignmentDetector.flags.map { Keyword($0 + " ") }
     let tokens: PrefixedTokenDetector
     var ruleNames: [String] { [Self.secretRule, Self.entropyRule, Self.awsSecretRule, Self.authorizationRule] }
@@ -68,7 +68,7 @@ struct AssignmentDetector: Detector {
                 || previous == UInt8(ascii: ">") || previous == UInt8(ascii: ":") { return true }
             if next == UInt8(ascii: "=") || next == UInt8(ascii: ">") || next == 0x0A || next == 0x0D { return true }
         }
-        guard let key = key(w, separator: separator), SecretKeyNames.mightNameSecret(w, key) else { return true }
+        guard let key = key(w, separator: separator), SecretKeyNames.mightNameSecret(w, key) || isValueKey(w, key) else { return true }
         return false
     }
 
@@ -77,24 +77,27 @@ struct AssignmentDetector: Detector {
         if keyword >= 2 { return flagValue(w, flag: keywordStart..<(keywordStart + keywords[keyword].bytes.count - 1), rules: rules) }
         let separator = keywordStart
         guard let key = Self.key(w, separator: separator) else { return nil }
-        let kind = SecretKeyNames.classify(w, key)
+        var kind = SecretKeyNames.classify(w, key)
+        if kind == .none, Self.isValueKey(w, key) { kind = Self.secretNamedBefore(w, key.lowerBound) }
         guard kind != .none, !Self.followsDeclarationWord(w, key) else { return nil }
         let queryString = w.byte(key.lowerBound - 1).map { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "&") } ?? false
         if kind == .authorization { return authorization(w, after: separator, rules: rules) }
-        guard let value = Self.value(w, after: separator, colon: keyword == 0, stopAtAmpersand: queryString) else { return nil }
+        let wholeLine = Self.keyStartsLine(w, key)
+        guard let value = Self.value(w, after: separator, colon: keyword == 0, stopAtAmpersand: queryString, wholeLine: wholeLine) else { return nil }
         let candidates: [String?]
         switch kind {
         case .none, .authorization: return nil
         case .awsSecret:
-            guard ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator) else { return nil }
+            // 40 characters of base64 after an AWS secret key's name, even starting with `/`.
+            guard (ValueShape.isAWSSecretShape(w, value.range) && !ValueShape.isPlaceholder(w, value.range, quoted: value.quoted)) || ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator, wholeLine: value.wholeLine) else { return nil }
             candidates = [tokens.ruleName(forValue: value.range, in: w, enabled: rules),
                           ValueShape.isAWSSecretShape(w, value.range) ? Self.awsSecretRule : nil, Self.secretRule]
         case .secret:
-            guard ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator) else { return nil }
+            guard ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator, wholeLine: value.wholeLine) else { return nil }
             candidates = [tokens.ruleName(forValue: value.range, in: w, enabled: rules), Self.secretRule]
         case .weak:
             let token = tokens.ruleName(forValue: value.range, in: w, enabled: rules)
-            guard token != nil || (ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator)
+            guard token != nil || (ValueShape.isPlausibleSecret(w, value.range, quoted: value.quoted, key: key, terminator: value.terminator, wholeLine: value.wholeLine)
                                    && value.range.allSatisfy({ ByteClass.byte(w[$0], isIn: [.lower, .upper, .digit, .plus, .slash, .equals, .dash, .underscore, .dot]) })
                                    // Generated secrets of this length all but always hold a digit; code identifiers do not.
                                    && value.range.contains(where: { ByteClass.byte(w[$0], isIn: .digit) })
@@ -121,15 +124,102 @@ struct AssignmentDetector: Detector {
         let quoted: Bool
         /// The byte that ended an unquoted value (nil: line end or window end).
         let terminator: UInt8?
+        /// All that followed an unquoted key on a line of its own.
+        var wholeLine = false
+    }
+
+    /// `value` as a key: its secret is named by a neighbouring `name` (Kubernetes env, ECS).
+    static func isValueKey(_ w: ByteWindow, _ key: Range<Int>) -> Bool {
+        key.count == 5 && w.matches(Array("value".utf8), at: key.lowerBound, caseInsensitive: true)
+    }
+
+    /// What the lines just before a `value` key say it holds: `- name: DB_PASSWORD` then
+    /// `value: …` (Kubernetes), `{"name": "API_TOKEN", "value": "…"}` (ECS, docker), or an
+    /// entry marked `"sensitive": true` (Terraform output). Reads at most three lines back.
+    static func secretNamedBefore(_ w: ByteWindow, _ end: Int) -> KeyKind {
+        var from = end, breaks = 0
+        let stop = max(w.lower, end - 400)
+        while from > stop {
+            if w[from - 1] == 0x0A { breaks += 1; if breaks > 3 { break } }
+            from -= 1
+        }
+        var kind = KeyKind.none
+        var at = from
+        let nameBytes = Array("name".utf8)
+        while let found = w.find(nameBytes, from: at, to: end) {
+            at = found + 4
+            if let before = w.byte(found - 1), ByteClass.byte(before, isIn: ByteClass.keyName) { continue }
+            var i = found + 4
+            if let q = w.byte(i), q == UInt8(ascii: "\"") || q == UInt8(ascii: "'") { i += 1 }
+            i = w.skip(.space, from: i, limit: i + 4)
+            guard let separator = w.byte(i), separator == UInt8(ascii: ":") || separator == UInt8(ascii: "=") else { continue }
+            i = w.skip(.space, from: i + 1, limit: i + 8)
+            if let q = w.byte(i), q == UInt8(ascii: "\"") || q == UInt8(ascii: "'") { i += 1 }
+            let nameEnd = w.skip(ByteClass.keyName, from: i, limit: min(end, i + 96))
+            guard nameEnd > i else { continue }
+            kind = SecretKeyNames.classify(w, i..<nameEnd)
+        }
+        if kind == .none, let sensitive = w.find(Array("sensitive".utf8), from: from, to: end) {
+            var i = sensitive + 9
+            if w.byte(i) == UInt8(ascii: "\"") { i += 1 }
+            i = w.skip(.space, from: i, limit: i + 4)
+            if let separator = w.byte(i), separator == UInt8(ascii: ":") || separator == UInt8(ascii: "="),
+               w.matches(Array("true".utf8), at: w.skip(.space, from: i + 1, limit: i + 8)) { kind = .secret }
+        }
+        return kind == .authorization ? .none : kind
+    }
+
+    /// The key is the first thing on its line (after indentation, `export `, or a YAML list's
+    /// `- `) and is not quoted: an env file, a shell profile, YAML, INI.
+    static func keyStartsLine(_ w: ByteWindow, _ key: Range<Int>) -> Bool {
+        if let after = w.byte(key.upperBound), after == UInt8(ascii: "\"") || after == UInt8(ascii: "'") { return false }
+        var i = w.skipBack(.space, from: key.lowerBound, limit: 64)
+        if i < key.lowerBound, let b = w.byte(i - 1) {
+            if b == UInt8(ascii: "-") {
+                i = w.skipBack(.space, from: i - 1, limit: 64)
+            } else if ByteClass.byte(b, isIn: .lower) {
+                let word = w.skipBack(.lower, from: i, limit: 8)
+                guard ["export", "set", "declare", "local", "readonly", "env", "setenv"].contains(ValueShape.lowercased(w, word..<i)) else { return false }
+                i = w.skipBack(.space, from: word, limit: 64)
+            }
+        }
+        guard let before = w.byte(i - 1) else { return i == w.lower && w.lowerIsStreamStart }
+        return before == 0x0A || before == 0x0D
     }
 
     /// The value after the separator: quoted (to the matching quote on the same line, escapes
     /// honoured), or unquoted (to a space, quote or punctuation that ends values in the formats
     /// above). After `:` an unquoted value must end its line (or meet a comment or a closing
     /// bracket): `token: expected 3 parts` is a message, not a token.
-    static func value(_ w: ByteWindow, after separator: Int, colon: Bool, stopAtAmpersand: Bool) -> Value? {
+    static func value(_ w: ByteWindow, after separator: Int, colon: Bool, stopAtAmpersand: Bool, wholeLine: Bool = false) -> Value? {
         let start = w.skip(.space, from: separator + 1, limit: separator + 17)
         guard let first = w.byte(start) else { return nil }
+        if wholeLine && first != UInt8(ascii: "\"") && first != UInt8(ascii: "'") && first != UInt8(ascii: "`") && first != UInt8(ascii: "\\") {
+            // The rest of the line is the value: after `=` up to a space (a comment may follow),
+            // after `:` (YAML) up to the line's end or a ` #` comment.
+            var end = start
+            if colon {
+                let lineEnd = w.lineEnd(from: start)
+                guard lineEnd < w.upper || w.isComplete else { return nil }
+                end = lineEnd
+                if let comment = w.find(Array(" #".utf8), from: start, to: lineEnd) { end = comment }
+                while end > start, ByteClass.byte(w[end - 1], isIn: .space) { end -= 1 }
+            } else {
+                while end < w.upper, w[end] > 0x20, w[end] != 0x7F { end += 1 }
+                guard end < w.upper || w.isComplete else { return nil }
+            }
+            guard end > start else { return nil }
+            // More words after it (other than a comment) make the line code or prose: read the value as one below.
+            let rest = w.skip(.space, from: end, limit: end + 64)
+            let lineGoesOn = w.byte(rest).map { $0 != 0x0A && $0 != 0x0D && $0 != UInt8(ascii: "#") } ?? false
+            // A value ending in `,` or `;` is an entry of code or a literal (`password: hashedPassword,`):
+            // read it as one below.
+            let entryOfCode = (w[end - 1] == UInt8(ascii: ",") || w[end - 1] == UInt8(ascii: ";"))
+                && (start..<(end - 1)).allSatisfy { ByteClass.byte(w[$0], isIn: [.lower, .upper, .digit, .underscore, .dot]) }
+            if !entryOfCode && !lineGoesOn {
+                return Value(range: start..<end, quoted: false, terminator: nil, wholeLine: true)
+            }
+        }
         if first == UInt8(ascii: "\\"), w.byte(start + 1) == UInt8(ascii: "\"") {
             // A JSON string inside a JSON string: `\"password\":\"value\"`.
             var i = start + 2

@@ -30,7 +30,8 @@ public final class MaskingRules: Sendable {
         let tokens = PrefixedTokenDetector(rules: PrefixedTokenRules.all)
         let all: [any Detector] = [
             PrivateKeyDetector(), KubernetesSecretDetector(), AssignmentDetector(tokens: tokens), URLCredentialsDetector(tokens: tokens),
-            SlackWebhookDetector(), JWTDetector(), tokens, CustomRuleDetector(rules: custom),
+            SlackWebhookDetector(), JWTDetector(), tokens, DirectiveDetector(tokens: tokens), CommandLineDetector(tokens: tokens),
+            CustomRuleDetector(rules: custom),
         ]
         self.detectors = all.filter { $0.ruleNames.contains(where: enabled.contains) }
         self.anchors = AnchorTable(detectors: detectors)
@@ -82,6 +83,21 @@ public enum BuiltinRules {
         ("shopify-token", "Shopify tokens: shpat_, shpss_, shpca_, shppa_"),
         ("sendgrid-key", "SendGrid keys: SG.…"),
         ("age-secret-key", "age secret keys: AGE-SECRET-KEY-1…"),
+        ("docker-hub-token", "Docker Hub access tokens: dckr_pat_, dckr_oat_"),
+        ("grafana-token", "Grafana service account tokens: glsa_"),
+        ("postman-api-key", "Postman API keys: PMAK-"),
+        ("linear-api-key", "Linear API keys: lin_api_, lin_oauth_"),
+        ("databricks-token", "Databricks personal access tokens: dapi and 32 hex digits"),
+        ("pulumi-token", "Pulumi access tokens: pul- and 40 hex digits"),
+        ("atlassian-token", "Atlassian API tokens: ATATT3…, ATCTT3…"),
+        ("new-relic-key", "New Relic keys: NRAK-, NRII-, NRJS-"),
+        ("doppler-token", "Doppler tokens: dp.st., dp.pt., dp.sa., dp.ct., dp.scim., dp.audit."),
+        ("heroku-token", "Heroku API keys in the HRKU- format"),
+        ("figma-token", "Figma personal access tokens: figd_"),
+        ("supabase-token", "Supabase access tokens: sbp_ and 40 hex digits"),
+        ("notion-token", "Notion integration tokens: ntn_"),
+        ("twilio-api-key", "Twilio API key ids with secrets' shape: SK and 32 hex digits"),
+        ("mailgun-key", "Mailgun API keys: key- and 32 hex digits"),
         ("jwt", "JSON Web Tokens whose header decodes to a JOSE header"),
         ("url-credentials", "the password in scheme://user:password@host, a token used as the user"),
         ("authorization-header", "the credential in Authorization: Bearer/Basic/token …"),

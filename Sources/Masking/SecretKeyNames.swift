@@ -19,7 +19,10 @@ enum SecretKeyNames {
     static let secretWords = ["password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "privatekey", "secretkey", "credential"]
         .map { Array($0.utf8) }
     /// Short words that name a secret only as a whole word.
-    static let secretSegments: Set<String> = ["pass", "pwd", "pw", "psk", "dsn"]
+    static let secretSegments: Set<String> = ["pass", "pwd", "pw", "psk", "dsn", "masterauth", "requirepass"]
+    /// Words ending in `pass` that are not a password (`SSHPASS`, `DBPASS`, `ROOTPASS` are).
+    static let passLookalikes: Set<String> = ["bypass", "compass", "encompass", "overpass", "underpass", "trespass", "surpass", "lowpass",
+                                              "highpass", "bandpass", "allpass", "firstpass", "onepass", "multipass", "singlepass", "twopass"]
     /// `key` names a secret after these words (`api_key`, `signing-key`, `AccountKey`).
     static let keyQualifiers: Set<String> = ["api", "access", "secret", "private", "signing", "sign", "encryption", "encrypt", "master",
                                               "client", "license", "app", "auth", "account", "service", "shared", "hmac", "jwt", "webhook",
@@ -106,6 +109,7 @@ enum SecretKeyNames {
         if joined.hasBytes("secretaccesskey") || (parts.contains("aws") && parts.contains("secret")) { return .awsSecret }
         for (index, part) in parts.enumerated() {
             if secretSegments.contains(part) { return .secret }
+            if part.count > 4, part.hasSuffix("pass"), !passLookalikes.contains(part) { return .secret }
             if part == "key", index > 0, keyQualifiers.contains(parts[index - 1]) { return .secret }
             // `userPasswordKey`, `tokenKey`: the name of the entry that holds the secret, not the secret.
             if part == "key", index == parts.count - 1, index > 0, ["password", "passwd", "token", "pass", "pwd"].contains(parts[index - 1]) { return .none }

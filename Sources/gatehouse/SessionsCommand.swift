@@ -86,6 +86,7 @@ struct SessionsShow: ParsableCommand {
             ("target", "\(h.login)@\(h.target)"), ("command", h.commandDescription),
             ("terminal", "\(h.terminalType ?? "none") \(h.columns)x\(h.rows)"), ("started", formatTime(h.startTimeMicros)),
             ("input recorded", h.inputRecorded ? "yes" : "no"), ("recording key", reader.recordingKey.fingerprint),
+            ("masking", h.masking.map { "\($0.view); the recording keeps \($0.keepsOriginal ? "the target's bytes and the masks (replay shows the agent's view; --unmasked the original)" : "only what the agent saw")" } ?? "off"),
         ]
         if let s = summary {
             lines += [("state", s.state), ("duration", formatDuration(s.durationMicros)),

@@ -151,4 +151,47 @@ extension ConfigurationTests {
         XCTAssertNil(details["scopes_changed"])
         XCTAssertEqual(ConfigurationDiff(old: Array(old.utf8), new: Array(old.utf8)).auditDetails["unchanged"], "true")
     }
+
+    func testMaskingIsOnByDefaultAndEachScopeMayNarrowOrTurnItOff() throws {
+        let yaml = """
+            masking:
+              record: masked
+              exclude: [jwt]
+            scopes:
+              ops: {targets: [web-01], rights: [shell]}
+              narrow: {targets: [web-01], rights: [shell], masking: {rules: [github-token, jwt]}}
+              open: {targets: [web-01], rights: [shell], masking: {enabled: false}}
+
+            """
+        let c = try BastionConfiguration.parse(yaml: yaml, file: "g.yaml")
+        XCTAssertEqual(c.masking.global.record, .masked)
+        XCTAssertEqual(c.masking.rules(forScope: "ops")?.ruleNames.contains("jwt"), false, "the global exclusion")
+        XCTAssertEqual(c.masking.rules(forScope: "ops")?.ruleNames.contains("private-key"), true)
+        XCTAssertEqual(c.masking.rules(forScope: "narrow")?.ruleNames, ["github-token"], "a selection of the global set: jwt stays off")
+        XCTAssertNil(c.masking.rules(forScope: "open"))
+        XCTAssertNotNil(BastionConfiguration().masking.rules(forScope: "anything"), "on with no masking section")
+        let off = try BastionConfiguration.parse(yaml: "masking: {enabled: false}\nscopes:\n  a: {targets: [x], rights: [shell]}\n  b: {targets: [x], rights: [shell], masking: {exclude: [jwt]}}\n", file: "g.yaml")
+        XCTAssertNil(off.masking.rules(forScope: "a"))
+        XCTAssertNotNil(off.masking.rules(forScope: "b"), "a scope's own masking: turns it on for that scope")
+    }
+
+    func testMaskingMistakesAreNamedByLineAndKey() {
+        let unknown = parseError("scopes:\n  ops:\n    targets: [web-01]\n    rights: [shell]\n    masking: {rules: [github-tokens]}\n")
+        XCTAssertEqual(unknown?.key, "scopes.ops.masking")
+        XCTAssertEqual(unknown?.line, 5)
+        XCTAssertTrue(unknown?.message.contains("unknown masking rule \"github-tokens\"") ?? false, "\(String(describing: unknown))")
+        let record = parseError("masking:\n  record: sometimes\n")
+        XCTAssertEqual(record?.key, "masking.record")
+        XCTAssertEqual(record?.message, "expected raw or masked")
+        let both = parseError("scopes:\n  ops: {targets: [x], rights: [shell], masking: {enabled: false, rules: [jwt]}}\n")
+        XCTAssertEqual(both?.key, "scopes.ops.masking")
+        let key = parseError("masking:\n  on: true\n")
+        XCTAssertTrue(key?.message.contains("unknown key") ?? false)
+    }
+
+    func testReloadDiffNotesAMaskingChange() {
+        let old = "masking: {exclude: [jwt]}\n", new = "masking: {exclude: [jwt, private-key]}\n"
+        XCTAssertEqual(ConfigurationDiff(old: Array(old.utf8), new: Array(new.utf8)).auditDetails["masking_changed"], "true")
+        XCTAssertNil(ConfigurationDiff(old: Array(old.utf8), new: Array("# same\n\(old)".utf8)).auditDetails["masking_changed"])
+    }
 }

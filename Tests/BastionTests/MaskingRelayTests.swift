@@ -1,3 +1,4 @@
+import Audit
 import Crypto
 import Foundation
 import Recording
@@ -69,6 +70,14 @@ final class MaskingRelayTests: SharedFixtureTestCase {
 
     func sha256(_ bytes: some DataProtocol) -> String { SHA256.hash(data: Data(bytes)).map { String(format: "%02x", $0) }.joined() }
 
+    /// The end record of the session that ran `command` (read from its recording's header), waiting for it.
+    func sessionEnd(command: String) -> AuditRecord? {
+        f.awaitAudit { record in
+            guard record.event.action == "session.end", let path = record.event.details["recording"] else { return false }
+            return (try? RecordingReader(path: path, allowTornTail: true).header.command) == command
+        }
+    }
+
     func leaked(_ output: String, _ planted: Planted) -> [String] {
         planted.secrets.filter { output.contains($0.value) }.map(\.key)
     }
@@ -85,15 +94,19 @@ final class MaskingRelayTests: SharedFixtureTestCase {
         }
         XCTAssertTrue(r.out.contains("APP_NAME=billing\n") && r.out.hasSuffix("done\n"), "ordinary lines pass unchanged")
 
-        let end = try XCTUnwrap(f.awaitAudit { $0.event.action == "session.end" && ($0.event.details["masks"] ?? "").contains("github-token=1") })
+        let end = try XCTUnwrap(sessionEnd(command: "cat \(file.path)"))
         let path = try XCTUnwrap(end.event.details["recording"])
+        XCTAssertTrue(end.event.details["masks"]!.contains("github-token=1"), end.event.details["masks"]!)
         XCTAssertFalse(end.event.details["masks"]!.contains(planted.secrets["github-token"]!), "counts only")
         // The recording verifies (mask records included), keeps the target's bytes, and its
         // default view is byte for byte what the agent received.
         let report = RecordingVerifier.verify(path: path, trustedKeys: f.store.trustedPublicKeys(.recording))
         XCTAssertTrue(report.isIntact, report.verdict)
         let original = try RecordingExporter.export(path: path, format: .raw, view: .original).bytes
-        XCTAssertEqual(sha256(original), sha256(Data(planted.text.utf8)), "the raw stream is the file")
+        let expected = Array(planted.text.utf8)
+        let firstDifference = zip(original, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        XCTAssertEqual(sha256(original), sha256(Data(expected)),
+                       "the raw stream is the file (\(original.count) vs \(expected.count) bytes, first difference at \(firstDifference.map(String.init) ?? "none"): \(String(decoding: original.prefix((firstDifference ?? 0) + 40).suffix(80), as: UTF8.self)))")
         let agentView = try RecordingExporter.export(path: path, format: .raw).bytes
         XCTAssertEqual(Data(agentView), r.stdout, "export shows exactly what the agent saw")
         let header = try RecordingReader(path: path).header

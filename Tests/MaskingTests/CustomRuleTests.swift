@@ -38,7 +38,7 @@ final class CustomRuleTests: XCTestCase {
         }
         XCTAssertEqual(error("masking:\n  rules: [github-token, nope]\n"),
                        "rules.yaml:2:25: masking.rules[1]: unknown rule \"nope\" (known: \(BuiltinRules.names.joined(separator: ", ")))")
-        XCTAssertEqual(error("masking:\n  colour: red\n"), "rules.yaml:2:3: masking.colour: unknown key (allowed: custom, exclude, rules)")
+        XCTAssertEqual(error("masking:\n  colour: red\n"), "rules.yaml:2:3: masking.colour: unknown key (allowed: custom, enabled, exclude, record, rules)")
         XCTAssertTrue(error("masking:\n  custom:\n    - name: x1\n      keywords: [abc]\n      regex: '(unclosed'\n").hasPrefix("rules.yaml:5:14: masking.custom[0].regex: not a valid regular expression"))
         XCTAssertEqual(error("masking:\n  custom:\n    - name: x1\n      regex: 'abc'\n"), "rules.yaml:3:7: masking.custom[0].keywords: is required")
         XCTAssertEqual(error("masking:\n  custom:\n    - name: x1\n      keywords: [ab]\n      regex: 'ab'\n"),

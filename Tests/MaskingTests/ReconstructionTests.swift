@@ -29,6 +29,29 @@ final class ReconstructionTests: XCTestCase {
         }
     }
 
+    /// The raw bytes a masker hands back with its output (what a recording keeps, in release
+    /// order) are the input, exactly, whatever the chunking and however many flushes.
+    func testCollectedRawIsTheInput() throws {
+        var rng = SeededGenerator(seed: 5)
+        for (name, text, _) in try Corpus.positive() {
+            for mode in MaskingMode.allCases {
+                var masker = StreamMasker(mode: mode, collectsRaw: true)
+                var raw: [UInt8] = []
+                var offset = 0
+                while offset < text.count {
+                    let end = min(text.count, offset + Int.random(in: 1...2000, using: &rng))
+                    let out = masker.feed(Array(text[offset..<end]))
+                    raw += out.raw
+                    if Int.random(in: 0..<10, using: &rng) == 0 { raw += masker.flush().raw }
+                    offset = end
+                }
+                raw += masker.flush().raw
+                XCTAssertEqual(raw.count, text.count, "\(name) \(mode)")
+                XCTAssertTrue(raw == text, "\(name) \(mode)")
+            }
+        }
+    }
+
     func testSameWidthKeepsEveryLineLength() throws {
         for (name, text, _) in try Corpus.positive() {
             let run = mask(text, mode: .sameWidth)

@@ -26,6 +26,8 @@ final class RuleTests: XCTestCase {
         assertMasked(id, in: "found \(id) in logs", by: "aws-access-key-id")
         assertMasked(secret, in: "aws_secret_access_key = \(secret)\n", by: "aws-secret-access-key")
         assertMasked(secret, in: "  \"SecretAccessKey\": \"\(secret)\",\n", by: "aws-secret-access-key")
+        let slash = "/" + random(b64, 39)   // not a path: 40 characters of base64 after the key's name
+        assertMasked(slash, in: "aws_secret_access_key = \(slash)\n", by: "aws-secret-access-key")
         assertUntouched("AKIA\(random(upperDigits, 15)) is too short\n")
         assertUntouched("XAKIA\(random(upperDigits, 16)) is glued\n")
         assertUntouched("BREAKIA is not a key; AKIAL10N\n")
@@ -152,5 +154,69 @@ final class RuleTests: XCTestCase {
         XCTAssertEqual(Set(BuiltinRules.names).count, BuiltinRules.names.count)
         let reported = Set(MaskingRules.builtin.detectors.flatMap(\.ruleNames))
         XCTAssertEqual(reported, Set(BuiltinRules.names))
+    }
+
+    /// Passwords with punctuation after a key on a line of its own: the whole value, whatever
+    /// its first character; comments, references and code are still left alone.
+    func testWholeLineValuesWithPunctuation() {
+        let punct = alnum + "!#%&*()[]{}<>,;:^~+=.-_@?/"
+        for shape in ["DB_PASSWORD=%@\n", "export API_SECRET=%@\n", "password = %@\n", "      MYSQL_ROOT_PASSWORD: %@\n", "  password: %@ # rotated\n"] {
+            for _ in 0..<20 {
+                let value = "x" + random(punct, 15) + "9"
+                let scrambled = String(value.shuffled(using: &rng))
+                let text = shape.replacingOccurrences(of: "%@", with: scrambled)
+                XCTAssertFalse(mask(text).contains(scrambled), "in: \(text) -> \(mask(text))")
+            }
+        }
+        assertUntouched("  password: # set me in the vault\n")
+        assertUntouched("    token = get_token(request)\n")
+        assertUntouched("secret = os.environ[\"APP_SECRET\"]\n")
+        assertUntouched("PASSWORD=${DB_PASSWORD}\nTOKEN=$GITHUB_TOKEN\n  password: &pw defaults\n")
+        assertUntouched("        \"jsonwebtoken\": \"^9.0.2\",\n        \"@types/jsonwebtoken\": \"~9.0.6\",\n")
+    }
+
+    func testNameValuePairsAndSensitiveOutputs() {
+        let v = random(alnum, 20)
+        assertMasked(v, in: "        env:\n        - name: DB_PASSWORD\n          value: \(v)\n", by: "secret-assignment")
+        assertMasked(v, in: "{\"name\": \"STRIPE_SECRET\", \"value\": \"\(v)\"}\n", by: "secret-assignment")
+        assertMasked(v, in: "  \"db_password\": {\n    \"sensitive\": true,\n    \"type\": \"string\",\n    \"value\": \"\(v)\"\n  },\n", by: "secret-assignment")
+        assertUntouched("        - name: LOG_LEVEL\n          value: debug42info\n")
+        assertUntouched("{\"name\": \"region\", \"value\": \"eu-west-1a\"}\n")
+    }
+
+    func testDirectivesAndCommandLines() {
+        let p = "Qk" + random(alnum, 14) + "!"
+        assertMasked(p, in: "machine nexus.internal login deploy password \(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "machine a\n  login deploy\n  password \(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "requirepass \(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "masterauth \(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "SSHPASS=\(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "mysql -u root -p'\(p)' -h db01 -e 'show databases'\n", by: "secret-assignment")
+        assertMasked(p, in: "mysqldump -uroot -p\(p) billing > dump.sql\n", by: "secret-assignment")
+        assertMasked(p, in: "$ sshpass -p '\(p)' ssh deploy@10.0.3.4 uptime\n", by: "secret-assignment")
+        assertMasked(p, in: "$ docker login -u deploy -p \(p) registry.acme.io\n", by: "secret-assignment")
+        assertMasked(p, in: "$ curl -u admin:\(p) https://jenkins.internal/api/json\n", by: "secret-assignment")
+        assertMasked(p, in: "htpasswd -b -c /etc/nginx/.htpasswd admin \(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "openssl enc -aes-256-cbc -k \(p) -in a -out b\n", by: "secret-assignment")
+        assertMasked(p, in: "openssl rsa -in k.pem -passin pass:\(p)\n", by: "secret-assignment")
+        assertMasked(p, in: "redis-server *:6379 --requirepass \(p)\n", by: "secret-assignment")
+        let aws = random(b64, 40)
+        assertMasked(aws, in: "aws configure set aws_secret_access_key \(aws)\n", by: "aws-secret-access-key")
+        assertUntouched("password required for user root\nrequirepass\nmysql -p -u root mydb\ncurl -u admin https://x\n")
+        assertUntouched("Password authentication failed\nthe password changed\nmysql -pydb\n".replacingOccurrences(of: "-pydb", with: "-p $MYSQL_PWD"))
+    }
+
+    func testMoreProviderPrefixes() {
+        let hex = "0123456789abcdef"
+        for (value, rule) in [("dckr_pat_" + random(b64url, 27), "docker-hub-token"), ("glsa_" + random(alnum, 32) + "_" + random(hex, 8), "grafana-token"),
+                              ("PMAK-" + random(hex, 24) + "-" + random(hex, 34), "postman-api-key"), ("lin_api_" + random(alnum, 40), "linear-api-key"),
+                              ("dapi" + random(hex, 31) + "a", "databricks-token"), ("pul-" + random(hex, 40), "pulumi-token"),
+                              ("NRAK-" + random(upperDigits, 27), "new-relic-key"), ("dp.st.prd." + random(alnum, 40), "doppler-token"),
+                              ("HRKU-" + random(b64url, 36), "heroku-token"), ("figd_" + random(b64url, 40), "figma-token"),
+                              ("sbp_" + random(hex, 40), "supabase-token"), ("ntn_" + random(alnum, 46), "notion-token"),
+                              ("SK" + random(hex, 31) + "1", "twilio-api-key"), ("key-" + random(hex, 31) + "b", "mailgun-key")] {
+            assertMasked(value, in: "docker login -u x --password-stdin <<< \(value)\n", by: rule)
+        }
+        assertUntouched("a key-value store; the DISK is SKIPPED; dapi-docs; pul-request\n")
     }
 }

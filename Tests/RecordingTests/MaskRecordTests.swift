@@ -80,4 +80,49 @@ final class MaskRecordTests: XCTestCase {
             XCTAssertThrowsError(try RecordedMask.decode(bad), "\(bad)")
         }
     }
+
+    /// Export and the player rebuild what the agent saw from the raw bytes and the masks that
+    /// precede them, from the start and after a seek; the original view is the raw bytes.
+    func testExportAndThePlayerShowTheAgentViewAndTheOriginalOnRequest() throws {
+        let token = "ghp_" + String(repeating: "a1B2", count: 9)
+        var header = sampleHeader(id: "agentview-\(UUID().uuidString.prefix(6))")
+        header.masking = HeaderMasking(record: "raw", view: "marker", rules: ["github-token", "secret-assignment"])
+        let clock = ManualClock()
+        let writer = try RecordingWriter(directory: dir.path, header: header, signer: testSigner, clock: clock.read, options: noIndex())
+        let first = "TOKEN=\(token)\n", second = "plain line\n", third = "pw=hunter2hunter2\n"
+        try writer.mask(RecordedMask(stream: .stdout, offset: 6, length: UInt32(token.utf8.count), rule: "github-token"))
+        try writer.append(.stdout, Array(first.utf8))
+        clock.advance(seconds: 2)
+        try writer.append(.stdout, Array(second.utf8))
+        clock.advance(seconds: 1)
+        let third0 = UInt64(first.utf8.count + second.utf8.count)
+        try writer.mask(RecordedMask(stream: .stdout, offset: third0 + 3, length: 14, rule: "secret-assignment"))
+        // The masked span arrives in two data records.
+        try writer.append(.stdout, Array(third.utf8.prefix(8)))
+        try writer.append(.stdout, Array(third.utf8.dropFirst(8)))
+        try writer.exit(status: 0)
+        let path = try writer.finish().path
+
+        let agent = "TOKEN=[masked:github-token]\nplain line\npw=[masked:secret-assignment]\n"
+        XCTAssertEqual(String(decoding: try RecordingExporter.export(path: path, format: .raw).bytes, as: UTF8.self), agent)
+        XCTAssertEqual(String(decoding: try RecordingExporter.export(path: path, format: .raw, view: .original).bytes, as: UTF8.self), first + second + third)
+        XCTAssertFalse(String(decoding: try RecordingExporter.export(path: path, format: .asciicastV3).bytes, as: UTF8.self).contains(token))
+
+        let playback = try RecordingPlayback(path: path)
+        var shown = ""
+        while let event = try playback.next() { if case .output(_, let bytes) = event { shown += String(decoding: bytes, as: UTF8.self) } }
+        XCTAssertEqual(shown, agent)
+        // A seek resumes the masked view mid-recording (stream offsets recomputed at the resume point).
+        let seeking = try RecordingPlayback(path: path)
+        let redraw = String(decoding: try seeking.seek(to: 2_500_000), as: UTF8.self)
+        XCTAssertFalse(redraw.contains(token), redraw)
+        var after = ""
+        while let event = try seeking.next() { if case .output(_, let bytes) = event { after += String(decoding: bytes, as: UTF8.self) } }
+        XCTAssertEqual(after, "pw=[masked:secret-assignment]\n")
+        let original = try RecordingPlayback(path: path, view: .original)
+        var raw = ""
+        while let event = try original.next() { if case .output(_, let bytes) = event { raw += String(decoding: bytes, as: UTF8.self) } }
+        XCTAssertEqual(raw, first + second + third)
+        XCTAssertTrue(RecordingVerifier.verify(path: path, trustedKeys: [testSigner.publicKey]).isIntact)
+    }
 }

@@ -11,6 +11,8 @@ public struct ConfigurationDiff: Sendable, Equatable {
     public var newSHA256: String
     public var targets: Changes
     public var scopes: Changes
+    /// The global `masking:` section differs (scopes' own `masking:` count as scope changes).
+    public var maskingChanged: Bool
 
     public struct Changes: Sendable, Equatable {
         public var added: [String] = []
@@ -25,6 +27,14 @@ public struct ConfigurationDiff: Sendable, Equatable {
         let before = Self.sections(old), after = Self.sections(new)
         targets = Self.compare(before["targets"] ?? [:], after["targets"] ?? [:])
         scopes = Self.compare(before["scopes"] ?? [:], after["scopes"] ?? [:])
+        maskingChanged = Self.section("masking", old) != Self.section("masking", new)
+    }
+
+    /// The canonical YAML of one top-level section ("" when absent).
+    static func section(_ name: String, _ bytes: [UInt8]) -> String {
+        guard let text = String(validating: bytes, as: UTF8.self), let root = try? Yams.compose(yaml: text), let top = root.mapping,
+              let node = top.first(where: { $0.key.string == name })?.value else { return "" }
+        return (try? Yams.serialize(node: node)) ?? ""
     }
 
     /// Audit details: names comma-separated, empty lists left out.
@@ -35,6 +45,7 @@ public struct ConfigurationDiff: Sendable, Equatable {
                 details["\(section)_\(what)"] = names.joined(separator: ",")
             }
         }
+        if maskingChanged { details["masking_changed"] = "true" }
         if oldSHA256 == newSHA256 { details["unchanged"] = "true" }
         return details
     }
