@@ -112,7 +112,8 @@ public struct ObjectStoreConfiguration: Sendable {
     /// The host (and port, when the endpoint names one) requests go to.
     var requestHost: String {
         let name = addressing == .virtualHosted ? "\(bucket).\(host)" : host
-        let bracketed = name.contains(":") ? "[\(name)]" : name
+        // An IPv6 literal is bracketed in a Host header (URLComponents may or may not keep them).
+        let bracketed = name.contains(":") && !name.hasPrefix("[") ? "[\(name)]" : name
         return port.map { "\(bracketed):\($0)" } ?? bracketed
     }
 

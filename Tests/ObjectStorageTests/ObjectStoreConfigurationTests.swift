@@ -23,6 +23,10 @@ final class ObjectStoreConfigurationTests: XCTestCase {
         XCTAssertEqual(c.requestPath(key: nil), "/recordings")
     }
 
+    func testIPv6EndpointIsBracketedOnce() throws {
+        XCTAssertEqual(try make(endpoint: "http://[::1]:9000").requestHost, "[::1]:9000")
+    }
+
     func testVirtualHostedAddressesTheBucketInTheHost() throws {
         let c = try make(endpoint: "https://s3.eu-west-1.amazonaws.com", region: "eu-west-1", addressing: .virtualHosted)
         XCTAssertEqual(c.requestHost, "recordings.s3.eu-west-1.amazonaws.com")
