@@ -21,6 +21,8 @@ deps:
 	@# Python packages the tests use come from PyPI, into whatever python3 is first on PATH: the SSH
 	@# clients (asyncssh, paramiko) and prometheus_client, whose parser reads /metrics as Prometheus does.
 	@python3 -c 'import asyncssh, paramiko, prometheus_client' 2>/dev/null || python3 -m pip install -q asyncssh paramiko prometheus_client 2>/dev/null || python3 -m pip install -q --break-system-packages asyncssh paramiko prometheus_client
+	@# moto's server mode stands in for S3 in ObjectStorageTests (started and stopped by the tests, on loopback).
+	@python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install -q 'moto[server]' 2>/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]'
 
 build: deps
 	$(SWIFT) build
