@@ -112,6 +112,16 @@ final class SchemaTests: PostgresTestCase {
         print("wrong password: \(text)")
     }
 
+    /// `tls: require` against this server (which offers no TLS) is refused, and says so.
+    func testRequiredTLSRefusedByAPlainServer() async throws {
+        let server = try server
+        let name = try server.createDatabase()
+        let (store, _) = try await makeStore(database: name, migrated: false, url: server.url(name) + "?sslmode=require", timeout: .seconds(1))
+        XCTAssertEqual(store.configuration.tls, .require)
+        let err = await storeError { try await store.checkVersion() }
+        XCTAssertEqual(err?.kind, .unreachable("the server does not offer TLS, and this store requires it (tls: require)"))
+    }
+
     /// Nothing listening: the operation fails within its deadline, saying the store is unreachable.
     func testUnreachableStoreFailsWithinDeadline() async throws {
         let port = try freePort()
