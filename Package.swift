@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // libssh 0.10 (Debian's libssh-dev), the SSH transport on both sides.
@@ -97,6 +98,16 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Shared state for replicas in PostgreSQL (postgres-nio): connection configuration, versioned
+        // schema migrations, the one audit hash chain, certificate serials, the `jti` replay cache,
+        // session budgets. Knows Audit's record format; no module above it (Bastion, Issuance, CLI).
+        .target(name: "StateStore", dependencies: [
+            "Audit", "JSONWriting",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
             "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "Masking", "JSONWriting",
@@ -117,6 +128,12 @@ let package = Package(
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
         .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
+        // The PostgreSQL store against a real PostgreSQL 15 (initdb in a temporary directory, loopback only).
+        .testTarget(name: "StateStoreTests", dependencies: [
+            "ProcessSupport", "StateStore", "Audit",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "JSONWritingTests", dependencies: ["JSONWriting"]),
         // The approvals store on real files, across threads, instances and a real second process; webhooks on loopback.
         .testTarget(name: "ApprovalsTests", dependencies: [

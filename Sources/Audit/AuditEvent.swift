@@ -26,4 +26,13 @@ public struct AuditRecord: Sendable, Equatable {
     public let time: String
     public let event: AuditEvent
     public let previousHash: String
+
+    /// Public so another store of the same chain (the PostgreSQL audit log) can rebuild a record
+    /// from its columns and hash it exactly as this module does.
+    public init(seq: UInt64, time: String, event: AuditEvent, previousHash: String) {
+        self.seq = seq
+        self.time = time
+        self.event = event
+        self.previousHash = previousHash
+    }
 }
