@@ -73,6 +73,9 @@ final class ChannelPump {
     /// Told each mask's rule as it is made (the masks counter of `/metrics`).
     var onMask: ((String) -> Void)?
     private var maskOutput = MaskedOutput()
+    /// The last bytes the agent sent, in a masked terminal session: a read that is exactly their
+    /// echo is released at once (the agent typed it; nothing in it can be news to the agent).
+    private var typed: [UInt8] = []
 
     /// A session channel carries stderr from the target and holds its EOF for the exit status; a
     /// forwarded channel does neither. `masking` applies to the target's stdout and stderr.
@@ -154,11 +157,28 @@ final class ChannelPump {
             lanes[index].lastFed = .now
             lanes[index].masker!.feed(bytes, into: &maskOutput)
             try recordRelease(lane: index)
+            if lanes[index].maskerHolds > 0, isEcho(bytes) {
+                // A keystroke's echo waits for no quiet period (the pty's echo latency).
+                lanes[index].masker!.flush(into: &maskOutput)
+                try recordRelease(lane: index)
+            }
             return true
+        }
+        if lane.stream == .stdin, masking?.mode == .sameWidth {
+            typed.append(contentsOf: bytes)
+            if typed.count > 256 { typed.removeFirst(typed.count - 256) }
         }
         let position: UInt64
         do { position = try recorder.append(lane.stream, bytes) } catch { throw .recording(error) }
         lanes[index].held.hold(bytes, until: position)
+        return true
+    }
+
+    /// `bytes` is what the agent just typed, echoed back by the target's terminal.
+    private func isEcho(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard masking?.mode == .sameWidth, !bytes.isEmpty, bytes.count <= typed.count,
+              typed.suffix(bytes.count).elementsEqual(bytes) else { return false }
+        typed.removeAll(keepingCapacity: true)
         return true
     }
 
