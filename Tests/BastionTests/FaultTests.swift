@@ -43,10 +43,12 @@ final class FaultTests: SharedFixtureTestCase {
 
     func testClientDroppingMidStreamClosesTheTargetSession() throws {
         let marker = "gatehouse-drop-\(UInt32.random(in: 0 ... .max))"
+        // A duration no other process on the machine has on its command line: pgrep sees them all.
+        let sleeper = "sleep 300.\(UInt32.random(in: 100_000 ... 999_999))"
         let p = try Child("/usr/bin/ssh", ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                                            "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-i", f.agentKey.path,
                                            "-o", "CertificateFile=\(f.directory.appendingPathComponent("agent-cert.pub").path)", "-p", String(f.bastionPort),
-                                           "-tt", "web-01@127.0.0.1", "--", "sh", "-c", "'echo \(marker); exec sleep 300'"])
+                                           "-tt", "web-01@127.0.0.1", "--", "sh", "-c", "'echo \(marker); exec \(sleeper)'"])
         // Wait until the remote command runs, then kill the client outright.
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains(marker) {
@@ -64,7 +66,7 @@ final class FaultTests: SharedFixtureTestCase {
         let until = Date().addingTimeInterval(10)
         var alive = true
         while alive, Date() < until {
-            alive = (try? runBinary("/usr/bin/pgrep", ["-f", "sleep 300"]))?.status == 0
+            alive = (try? runBinary("/usr/bin/pgrep", ["-f", sleeper]))?.status == 0
             if alive { usleep(50_000) }
         }
         XCTAssertFalse(alive, "the target process outlived the client")

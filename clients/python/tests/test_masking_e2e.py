@@ -124,3 +124,41 @@ async def test_an_autogen_agent_reads_an_env_and_the_model_never_sees_a_secret(b
     assert "[masked:stripe-key]" in context and "[masked:url-credentials]" in context, context
     assert leaked(context, planted) == []
     assert leaked("\n".join(str(m) for m in result.messages), planted) == []
+
+
+@pytest.fixture(scope="module")
+def idp_for_metrics(tmp_path_factory):
+    from conftest import start_provider, stop_provider
+
+    p = start_provider(tmp_path_factory.mktemp("glewlwyd-masking"), ["alice=ops"])
+    yield p
+    stop_provider(p)
+
+
+@pytest.fixture(scope="module")
+def bastion_with_metrics(tmp_path_factory, idp_for_metrics):
+    from conftest import issuance_section, start_bastion, stop_bastion
+
+    b = start_bastion(tmp_path_factory.mktemp("gatehouse-masking-metrics"), issuance=issuance_section(idp_for_metrics, {"ops": ["ops"]}))
+    yield b
+    stop_bastion(b)
+
+
+@pytest.mark.issuance
+async def test_metrics_count_masks_by_rule(bastion_with_metrics):
+    """`/metrics` (read as Prometheus reads it) counts masks by rule as sessions make them."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    b = bastion_with_metrics
+    plant(b.directory / "www" / "metrics.env")
+    cert, key = b.issue(), b.agent_key
+    r = await run("127.0.0.1", b.bastion_port, "web-01", f"cat {b.directory}/www/metrics.env", key, cert_path=cert,
+                  known_hosts=b.known_hosts, timeout=60)
+    assert r.exit_status == 0, r.stderr_text
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(b.issuance_url + "/metrics", timeout=10) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    masks = {s.labels["rule"]: s.value for s in families["gatehouse_masks"].samples if s.name == "gatehouse_masks_total"}
+    assert masks.get("github-token", 0) >= 1 and masks.get("aws-access-key-id", 0) >= 1, masks
