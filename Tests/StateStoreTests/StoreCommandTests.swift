@@ -1,4 +1,5 @@
 import Foundation
+import Audit
 import ProcessSupport
 import XCTest
 @testable import StateStore
@@ -162,6 +163,37 @@ final class StoreCommandTests: PostgresTestCase {
         let out = String(decoding: seen, as: UTF8.self)
         XCTAssertTrue(out.contains("store: postgres://gatehouse:***@127.0.0.1:\(server.port)/\(database) (tls off), schema version \(Schema.latestVersion)"), out)
         XCTAssertTrue(out.contains("gatehouse: listening on 127.0.0.1:\(port)"), out)
+    }
+
+    /// `audit verify --config F` verifies the database's one chain when the store is PostgreSQL,
+    /// names the first edited row, and reads STATE/audit.log when the store is local.
+    func testAuditVerifyReadsTheDatabaseChain() async throws {
+        let (store, database) = try await makeStore()
+        let log = PostgresAuditLog(store: store)
+        for i in 1...3 {
+            _ = try await log.append(AuditEvent(actor: "agent-\(i)", action: "session.open", object: "web-01", outcome: .success, details: ["n": String(i)]))
+        }
+        let head = try await log.head()
+        let config = try writeConfiguration(url: try bareURL(database))
+        let intact = try gatehouse(["audit", "verify", "--config", config])
+        XCTAssertEqual(intact.status, 0, intact.out + intact.err)
+        XCTAssertTrue(intact.out.hasSuffix("audit log intact: 3 line(s), last line hash \(head.hash)\n"), intact.out)
+
+        try server.psql(database, "ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+        let broken = try gatehouse(["audit", "verify", "--config", config])
+        XCTAssertEqual(broken.status, 1, broken.out + broken.err)
+        XCTAssertTrue(broken.out.contains("audit log broken at line 2: the row's content does not match its hash (edited)"), broken.out)
+
+        // A local store: the file under the configuration's state directory.
+        try FileManager.default.createDirectory(atPath: "\(directory)/local-state", withIntermediateDirectories: true)
+        _ = try AuditLog(path: "\(directory)/local-state/audit.log").append(AuditEvent(actor: "a", action: "b", object: "c", outcome: .success))
+        let local = "\(directory)/local.yaml"
+        try "state: \(directory)/local-state\n".write(toFile: local, atomically: true, encoding: .utf8)
+        let file = try gatehouse(["audit", "verify", "--config", local])
+        XCTAssertEqual(file.status, 0, file.out + file.err)
+        XCTAssertTrue(file.out.hasPrefix("audit log intact: 1 line(s)"), file.out)
+        let both = try gatehouse(["audit", "verify", "--config", local, "--state", directory])
+        XCTAssertNotEqual(both.status, 0)
     }
 
     func testServeCheckRefusesABadURLAtItsPosition() throws {
