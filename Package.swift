@@ -100,9 +100,11 @@ let package = Package(
         ]),
         // Shared state for replicas in PostgreSQL (postgres-nio): connection configuration, versioned
         // schema migrations, the one audit hash chain, certificate serials, the `jti` replay cache,
-        // session budgets. Knows Audit's record format; no module above it (Bastion, Issuance, CLI).
+        // session budgets; the configuration file's `store:` section. Knows Audit's record format;
+        // no module above it (Bastion, Issuance, CLI).
         .target(name: "StateStore", dependencies: [
-            "Audit", "JSONWriting",
+            "Audit", "JSONWriting", "ConfigurationSupport",
+            .product(name: "Yams", package: "Yams"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
@@ -110,7 +112,7 @@ let package = Package(
         ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "Masking", "JSONWriting",
+            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "Masking", "JSONWriting", "StateStore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -130,7 +132,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         // The PostgreSQL store against a real PostgreSQL 15 (initdb in a temporary directory, loopback only).
         .testTarget(name: "StateStoreTests", dependencies: [
-            "ProcessSupport", "StateStore", "Audit",
+            "ProcessSupport", "StateStore", "Audit", "ConfigurationSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

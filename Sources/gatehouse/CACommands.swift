@@ -1,8 +1,10 @@
 import Audit
 import ArgumentParser
+import Bastion
 import CertificateAuthority
 import Foundation
 import SSHCertificates
+import StateStore
 
 /// `--state DIR`, shared by every command that uses the CA store.
 struct StateOptions: ParsableArguments {
@@ -140,14 +142,34 @@ struct AuditCommand: ParsableCommand {
 }
 
 struct AuditVerify: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check the audit log's hash chain.")
-    @OptionGroup var store: StateOptions
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check the audit log's hash chain.",
+        discussion: """
+        With --config, the chain the configuration's store keeps: with `store: {kind: postgres}` the \
+        database's audit_events table (one chain for every replica; its schema is checked first), \
+        otherwise STATE/audit.log of the file's `state:` directory.
+        """)
+    @Option(help: "The state directory holding the CA store and audit log (default ./var/gatehouse).") var state: String?
     @Option(help: "Audit log path (default: STATE/audit.log).") var log: String?
+    @Option(help: "Configuration file: verify the chain of its store (database or state directory).") var config: String?
+
+    func validate() throws {
+        if config != nil, state != nil || log != nil { throw ValidationError("--config names the store itself: give it without --state or --log") }
+    }
 
     func run() throws {
-        let path = log ?? "\(store.state)/audit.log"
         let result: AuditVerification
-        do { result = try AuditLog.verify(path: path) } catch { throw CLIError("\(error)") }
+        if let config, case .postgres(let database) = try StoreConfiguration.load(file: config) {
+            print("store: \(database)")
+            result = try StoreAssembly.withStore(database) { store in
+                try await store.checkVersion()
+                return try await PostgresAuditLog(store: store).verify()
+            }
+        } else {
+            let directory = try config.map { try BastionConfiguration.load(file: $0).stateDirectory } ?? state ?? "./var/gatehouse"
+            let path = log ?? "\(directory)/audit.log"
+            do { result = try AuditLog.verify(path: path) } catch { throw CLIError("\(error)") }
+        }
         print(result)
         if case .broken = result { throw ExitCode(1) }
     }

@@ -7,7 +7,7 @@ struct Gatehouse: ParsableCommand {
         abstract: "An SSH bastion for AI agents: certificates, least privilege, recorded sessions.",
         subcommands: [ServeCommand.self, CACommand.self, CertCommand.self, PolicyCommand.self, AuditCommand.self,
                       SessionsCommand.self, ReplayCommand.self, ExportCommand.self, VerifyCommand.self, LoginCommand.self, ApprovalsCommand.self,
-                      MaskCommand.self])
+                      MaskCommand.self, StoreCommand.self])
 }
 
 struct CertCommand: ParsableCommand {

@@ -14,6 +14,7 @@ import Issuance
 import Logging
 import MetricsExporter
 import Policy
+import StateStore
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,10 +55,20 @@ struct ServeCommand: ParsableCommand {
         if let config {
             issuance = try IssuanceConfiguration.load(file: config, knownScopes: Set(configuration.policy.scopes.keys))
         }
+        // So is the store section (`store:`, parsed by StateStore); local when there is none.
+        let store = try config.map { try StoreConfiguration.load(file: $0) } ?? .local
         if check {
+            // The check reads the file only; `gatehouse store status` contacts the database.
             print("configuration OK: \(configuration.targets.count) targets, \(configuration.policy.scopes.count) scopes, listening on \(configuration.listen.map(\.description).joined(separator: ", "))"
-                  + (issuance.map { "; issuance on \($0.listenHost):\($0.listenPort) for \($0.issuers.count) issuer(s)" } ?? ""))
+                  + (issuance.map { "; issuance on \($0.listenHost):\($0.listenPort) for \($0.issuers.count) issuer(s)" } ?? "")
+                  + "; store \(store)")
             return
+        }
+        // A replica runs only on the schema it was built for: checked before anything is
+        // created or bound, so a refused start leaves no trace and never listens.
+        if case .postgres(let database) = store {
+            let version = try StoreAssembly.checkAtStart(database)
+            print("store: \(database), schema version \(version)")
         }
         let format = configuration.log.format
         let level = Logger.Level(rawValue: configuration.log.level) ?? .info
@@ -67,6 +78,9 @@ struct ServeCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "gatehouse")
+        if case .postgres = store {
+            logger.warning("store: kind postgres is checked at start only in this build; the audit log, CA keys, revocations, serials, budgets and approvals are still the state directory's files, not shared between replicas")
+        }
         if !FileManager.default.fileExists(atPath: "\(configuration.stateDirectory)/ca/user/state.json") {
             _ = try CAStore.initialize(at: configuration.stateDirectory, actor: "gatehouse serve (first start)")
             logger.notice("created a new CA store", metadata: ["state": "\(configuration.stateDirectory)"])
