@@ -31,6 +31,7 @@ public final class MaskingRules: Sendable {
         let all: [any Detector] = [
             PrivateKeyDetector(), KubernetesSecretDetector(), AssignmentDetector(tokens: tokens), URLCredentialsDetector(tokens: tokens),
             SlackWebhookDetector(), JWTDetector(), tokens, DirectiveDetector(tokens: tokens), CommandLineDetector(tokens: tokens),
+            ConstantDefinitionDetector(tokens: tokens),
             CustomRuleDetector(rules: custom),
         ]
         self.detectors = all.filter { $0.ruleNames.contains(where: enabled.contains) }

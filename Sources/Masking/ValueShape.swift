@@ -122,6 +122,8 @@ enum ValueShape {
     }
 
     static func startsLikePath(_ w: ByteWindow, _ range: Range<Int>) -> Bool {
+        // A long random-looking value is base64 that happens to start with `/`, not a path.
+        if range.count >= 24, Entropy.looksRandom(w, range), range.filter({ w[$0] == UInt8(ascii: "/") }).count * 16 < range.count { return false }
         // Paths hold few kinds of punctuation; a value starting `/` with `{`, `^`, `!`… is a password.
         guard range.allSatisfy({ ByteClass.byte(w[$0], isIn: [.lower, .upper, .digit, .slash, .dot, .underscore, .dash, .plus, .equals])
                                  || [UInt8(ascii: "~"), UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "%"), UInt8(ascii: "\\")].contains(w[$0]) }) else { return false }

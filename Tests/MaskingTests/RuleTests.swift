@@ -206,6 +206,17 @@ final class RuleTests: XCTestCase {
         assertUntouched("Password authentication failed\nthe password changed\nmysql -pydb\n".replacingOccurrences(of: "-pydb", with: "-p $MYSQL_PWD"))
     }
 
+    func testPHPDefinitionsAndBase64StartingWithASlash() {
+        let salt = "qEJ?G)" + random(alnum, 58)
+        assertMasked(salt, in: "define( 'AUTH_KEY', '\(salt)' );\n", by: "secret-assignment")
+        let pw = random(alnum, 18)
+        assertMasked(pw, in: "define('DB_PASSWORD', '\(pw)');\n", by: "secret-assignment")
+        assertUntouched("define( 'DB_NAME', 'wordpress_prod_01' );\ndefine('WP_DEBUG', false);\ndefine( 'DB_PASSWORD', '' );\n")
+        let token = "/" + random(b64, 120)
+        assertMasked(token, in: "\t\t\t\"identitytoken\": \"\(token)\"\n", by: "secret-assignment")
+        assertUntouched("  token_file: /var/run/secrets/kubernetes.io/serviceaccount/token\n  secret: /run/secrets/db_password\n")
+    }
+
     func testMoreProviderPrefixes() {
         let hex = "0123456789abcdef"
         for (value, rule) in [("dckr_pat_" + random(b64url, 27), "docker-hub-token"), ("glsa_" + random(alnum, 32) + "_" + random(hex, 8), "grafana-token"),
