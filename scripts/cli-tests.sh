@@ -196,6 +196,14 @@ mask_bad_rules() {
   err=$("$GATEHOUSE" mask --rules "$work/mask-rules.yaml" /dev/null 2>&1); [ $? -ne 0 ] && grep -q 'mask-rules.yaml:4:18: masking.custom\[0\].keywords\[0\]' <<<"$err"
 }
 check "mask names the line, column and key of a bad custom rule" mask_bad_rules
+mask_scope() {
+  printf 'targets:\n  web: {address: 127.0.0.1, login: u, host_ca: true}\nscopes:\n  narrow: {targets: [web], rights: [shell], masking: {rules: [jwt]}}\n  open: {targets: [web], rights: [shell], masking: {enabled: false}}\n' > "$work/mask-scopes.yaml"
+  out=$("$GATEHOUSE" mask --rules "$work/mask-scopes.yaml" --scope narrow "$work/env.txt" 2>/dev/null) && grep -q '^GITHUB_TOKEN=ghp_' <<<"$out" &&
+  err=$("$GATEHOUSE" mask --rules "$work/mask-scopes.yaml" --scope open "$work/env.txt" 2>&1); [ $? -ne 0 ] && grep -q 'scope "open" are not masked' <<<"$err" &&
+  err=$("$GATEHOUSE" mask --rules "$work/mask-scopes.yaml" --scope nope "$work/env.txt" 2>&1); [ $? -ne 0 ] && grep -q 'has no scope "nope" (scopes: narrow, open)' <<<"$err" &&
+  err=$("$GATEHOUSE" mask --scope narrow "$work/env.txt" 2>&1); [ $? -ne 0 ] && grep -q -- '--scope needs --rules' <<<"$err"
+}
+check "mask --scope: a scope's own selection, a scope with masking off, an unknown scope, --scope without --rules" mask_scope
 mask_binary() { head -c 3000000 /dev/urandom > "$work/blob"; "$GATEHOUSE" mask --mode same-width "$work/blob" 2>/dev/null | cmp -s - "$work/blob"; }
 check "mask passes random binary through byte for byte" mask_binary
 

@@ -130,12 +130,15 @@ struct AssignmentDetector: Detector {
 
     /// `value` as a key: its secret is named by a neighbouring `name` (Kubernetes env, ECS).
     static func isValueKey(_ w: ByteWindow, _ key: Range<Int>) -> Bool {
-        key.count == 5 && w.matches(Array("value".utf8), at: key.lowerBound, caseInsensitive: true)
+        key.count == 5 && w.matches(valueWord, at: key.lowerBound, caseInsensitive: true)
     }
 
     /// What the lines just before a `value` key say it holds: `- name: DB_PASSWORD` then
     /// `value: …` (Kubernetes), `{"name": "API_TOKEN", "value": "…"}` (ECS, docker), or an
     /// entry marked `"sensitive": true` (Terraform output). Reads at most three lines back.
+    static let nameWord = Array("name".utf8), sensitiveWord = Array("sensitive".utf8), trueWord = Array("true".utf8)
+    static let valueWord = Array("value".utf8), commentStart = Array(" #".utf8)
+
     static func secretNamedBefore(_ w: ByteWindow, _ end: Int) -> KeyKind {
         var from = end, breaks = 0
         let stop = max(w.lower, end - 400)
@@ -145,8 +148,7 @@ struct AssignmentDetector: Detector {
         }
         var kind = KeyKind.none
         var at = from
-        let nameBytes = Array("name".utf8)
-        while let found = w.find(nameBytes, from: at, to: end) {
+        while let found = w.find(Self.nameWord, from: at, to: end) {
             at = found + 4
             if let before = w.byte(found - 1), ByteClass.byte(before, isIn: ByteClass.keyName) { continue }
             var i = found + 4
@@ -159,12 +161,12 @@ struct AssignmentDetector: Detector {
             guard nameEnd > i else { continue }
             kind = SecretKeyNames.classify(w, i..<nameEnd)
         }
-        if kind == .none, let sensitive = w.find(Array("sensitive".utf8), from: from, to: end) {
+        if kind == .none, let sensitive = w.find(Self.sensitiveWord, from: from, to: end) {
             var i = sensitive + 9
             if w.byte(i) == UInt8(ascii: "\"") { i += 1 }
             i = w.skip(.space, from: i, limit: i + 4)
             if let separator = w.byte(i), separator == UInt8(ascii: ":") || separator == UInt8(ascii: "="),
-               w.matches(Array("true".utf8), at: w.skip(.space, from: i + 1, limit: i + 8)) { kind = .secret }
+               w.matches(Self.trueWord, at: w.skip(.space, from: i + 1, limit: i + 8)) { kind = .secret }
         }
         return kind == .authorization ? .none : kind
     }
@@ -202,7 +204,7 @@ struct AssignmentDetector: Detector {
                 let lineEnd = w.lineEnd(from: start)
                 guard lineEnd < w.upper || w.isComplete else { return nil }
                 end = lineEnd
-                if let comment = w.find(Array(" #".utf8), from: start, to: lineEnd) { end = comment }
+                if let comment = w.find(Self.commentStart, from: start, to: lineEnd) { end = comment }
                 while end > start, ByteClass.byte(w[end - 1], isIn: .space) { end -= 1 }
             } else {
                 while end < w.upper, w[end] > 0x20, w[end] != 0x7F { end += 1 }

@@ -7,6 +7,7 @@ struct CommandLineDetector: Detector {
     enum Tool: Int, CaseIterable { case mysql, mariadb, sshpass, docker, curl, htpasswd, openssl, awsConfigure }
     static let names = ["mysql", "mariadb", "sshpass ", "docker login ", "curl ", "htpasswd ", "openssl ", "aws configure set "]
     let keywords = CommandLineDetector.names.map { Keyword($0) }
+    static let passPrefix = Array("pass:".utf8)
     let tokens: PrefixedTokenDetector
     var ruleNames: [String] { [Self.rule, AssignmentDetector.awsSecretRule] }
 
@@ -93,7 +94,7 @@ struct CommandLineDetector: Detector {
                 let t = Self.text(w, word)
                 if t == "-k" || t == "-K", let v = next(after: i) { values.append(v) }
                 let inner = word.inner
-                if w.matches(Array("pass:".utf8), at: inner.lowerBound), inner.count > 5 { values.append((inner.lowerBound + 5)..<inner.upperBound) }
+                if w.matches(Self.passPrefix, at: inner.lowerBound), inner.count > 5 { values.append((inner.lowerBound + 5)..<inner.upperBound) }
             }
         case .awsConfigure:
             if args.count >= 2 {

@@ -122,7 +122,7 @@ final class FrontConnection {
         guard let wake else { return 250 }
         let wait = wake - .now
         guard wait > .zero else { return 0 }
-        return Int32(clamping: min(250, max(1, (wait.components.attoseconds / 1_000_000_000_000_000) + Int64(wait.components.seconds) * 1000 + 1)))
+        return Int32(min(250, max(1, (wait / .milliseconds(1)).rounded(.up))))
     }
 
     /// Turns the loop until the connection must end; returns why.
