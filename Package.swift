@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         // The PostgreSQL store against a real PostgreSQL 15 (initdb in a temporary directory, loopback only).
         .testTarget(name: "StateStoreTests", dependencies: [
-            "ProcessSupport", "StateStore", "Audit", "ConfigurationSupport",
+            "ProcessSupport", "StateStore", "Audit", "ConfigurationSupport", "CertificateAuthority", "SSHCertificates",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
