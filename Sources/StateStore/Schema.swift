@@ -151,5 +151,6 @@ public enum Schema {
             """,
             "CREATE INDEX token_jti_expires_at ON token_jti (expires_at)",
         ]),
+        recordingsMigration,
     ]
 }
