@@ -103,7 +103,7 @@ extension RecordingShipper {
             try await self.remote { try await client.uploadFile(at: path, as: name) }
         }
         let line = try RecordingSummary.encoder().encode(summary)
-        try await remote { try await self.client.putObject(Self.summaryObjectName(recordingID: id), data: line, contentType: "application/json") }
+        _ = try await remote { try await self.client.putObject(Self.summaryObjectName(recordingID: id), data: line, contentType: "application/json") }
 
         if let catalog {
             do { try await catalog.markShipped(recordingID: id, owner: replicaID, objectKey: key, size: digest.size, sha256: digest.sha256) } catch {

@@ -196,7 +196,7 @@ public final class RecordingShipper: Sendable {
             let (paths, retryAt) = state.withLock { ($0.pending.keys.sorted(), $0.retryAt) }
             if let retryAt, ContinuousClock.now < retryAt { return }
             for path in paths {
-                guard await shipReporting(path: path, spoolOf: replicaID) else { return }
+                guard await shipReporting(path: path, spoolOf: replicaID) != nil else { return }
             }
         }
     }
@@ -216,8 +216,8 @@ public final class RecordingShipper: Sendable {
             for replica in stale where RecordingSpool.isValidReplicaID(replica) {
                 for path in spool.recordings(of: replica) {
                     if state.withLock({ $0.heldBack[path] != nil }) { continue }
-                    guard await shipReporting(path: path, spoolOf: replica) else { return shipped }
-                    if !FileManager.default.fileExists(atPath: path), let id = RecordingFiles.recordingID(ofPath: path) { shipped.append(id) }
+                    guard let outcome = await shipReporting(path: path, spoolOf: replica) else { return shipped }
+                    if case .shipped = outcome, let id = RecordingFiles.recordingID(ofPath: path) { shipped.append(id) }
                 }
             }
             return shipped
@@ -226,11 +226,12 @@ public final class RecordingShipper: Sendable {
 
     // MARK: Bookkeeping
 
-    /// Ships one file and books the result; false when the pass should stop (a remote failure).
-    func shipReporting(path: String, spoolOf replica: String) async -> Bool {
+    /// Ships one file and books the result; nil when the pass should stop (a remote failure).
+    func shipReporting(path: String, spoolOf replica: String) async -> ShipOutcome? {
         let id = RecordingFiles.recordingID(ofPath: path) ?? path
         do {
-            switch try await ship(path: path, spoolOf: replica) {
+            let outcome = try await ship(path: path, spoolOf: replica)
+            switch outcome {
             case .shipped(let key, let bytes):
                 state.withLock { s in
                     s.pending[path] = nil
@@ -258,12 +259,12 @@ public final class RecordingShipper: Sendable {
                 logger.error("recording held back: recovery refused it", metadata: ["recording": "\(id)", "reason": "\(reason)"])
                 onEvent(.heldBack(recordingID: id, reason: reason))
             }
-            return true
+            return outcome
         } catch {
             logger.warning("recording not shipped; will retry", metadata: ["recording": "\(id)", "error": "\(error)"])
             onEvent(.failed(recordingID: id, reason: "\(error)"))
             noteFailure("\(error)")
-            return false
+            return nil
         }
     }
 
