@@ -40,8 +40,8 @@ public final class RecordingShipper: Sendable {
         public var deadReplicaCheckInterval: Duration = .seconds(10)
         public var heartbeatInterval: Duration = .seconds(10)
         /// A replica whose heartbeat is older than this is dead: its spool is taken over. With
-        /// the defaults a dead replica's recordings are in the bucket within about 50 s plus
-        /// upload time (30 s to be declared dead, ≤ 10 s to be noticed, ≤ 10 s of heartbeat lag).
+        /// the defaults that happens at most 40 s after its last heartbeat (30 s to count as
+        /// dead, ≤ 10 s to the next check), then recovery and upload: inside the 2-minute bound.
         public var deadAfter: Duration = .seconds(30)
         /// A lease lasts this long and is renewed every third of it while an upload runs.
         public var leaseDuration: Duration = .seconds(60)
@@ -260,6 +260,16 @@ public final class RecordingShipper: Sendable {
                 onEvent(.heldBack(recordingID: id, reason: reason))
             }
             return outcome
+        } catch ShippingError.conflict(_, let reason) {
+            // The index and the file disagree: retrying cannot settle it, and it must not
+            // stop the rest of the queue. Left in the spool for an operator.
+            state.withLock { s in
+                s.pending[path] = nil
+                s.heldBack[path] = reason
+            }
+            logger.error("recording held back: the index disagrees with the file", metadata: ["recording": "\(id)", "reason": "\(reason)"])
+            onEvent(.heldBack(recordingID: id, reason: reason))
+            return .heldBack(reason)
         } catch {
             logger.warning("recording not shipped; will retry", metadata: ["recording": "\(id)", "error": "\(error)"])
             onEvent(.failed(recordingID: id, reason: "\(error)"))

@@ -13,8 +13,9 @@ public struct ShippingHealth: Sendable, Equatable, CustomStringConvertible {
     /// The last failure's text (an S3 or database error, as precise as they are), until a success.
     public var lastError: String?
     public var lastShippedAt: Date?
-    /// Recordings left in a spool because they are damaged (recovery refused them): shipping
-    /// them would hide the damage behind "shipped"; `gatehouse verify` reports it.
+    /// Recordings left in a spool because they are damaged (recovery refused them: shipping
+    /// them would hide the damage behind "shipped"; `gatehouse verify` reports it) or because
+    /// the index has them shipped with other content.
     public var heldBack: [String]
     /// The last heartbeat's failure, when the database could not be told this replica lives.
     public var heartbeatError: String?
@@ -39,6 +40,6 @@ public enum ShippingEvent: Sendable, Equatable {
     case alreadyShipped(recordingID: String, objectKey: String)
     /// Shipping failed; the file stays in the spool and is retried.
     case failed(recordingID: String, reason: String)
-    /// Recovery refused a damaged recording; it stays in its spool.
+    /// Recovery refused a damaged recording, or the index disagrees with the file; it stays in its spool.
     case heldBack(recordingID: String, reason: String)
 }

@@ -238,6 +238,36 @@ final class ShipperTests: ShippingTestCase {
         }
     }
 
+    /// A recording damaged in the middle is never shipped as if intact: recovery refuses it,
+    /// it stays in the spool, is reported, and does not hold up the rest of the queue.
+    func testDamagedRecordingIsHeldBackAndTheRestShips() async throws {
+        let (catalog, _) = try await makeCatalog()
+        let client = try await makeClient()
+        let shipper = try makeShipper(replica: "r1", client: client, catalog: catalog)
+        let bad = try writeRecording(replica: "r1", session: "s-a-bad", stdout: pseudoRandomBytes(100_000, seed: 7))
+        let good = try writeRecording(replica: "r1", session: "s-b-good", stdout: pseudoRandomBytes(1000, seed: 8))
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: bad))
+        try handle.seek(toOffset: 50_000)
+        var byte = try XCTUnwrap(try handle.read(upToCount: 1))
+        byte[0] ^= 0xFF
+        try handle.seek(toOffset: 50_000)
+        try handle.write(contentsOf: byte)
+        try handle.close()
+
+        shipper.scanOwnSpool()
+        await shipper.shipPending()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bad), "the damaged recording stays")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: good), "the next one in the queue is shipped")
+        let health = shipper.health
+        XCTAssertEqual(health.heldBack, [bad])
+        XCTAssertEqual(health.queuedFiles, 0)
+        XCTAssertTrue(health.description.contains("held back"), health.description)
+        let entry = try await catalog.entry(recordingID: "s-a-bad-ch0")
+        XCTAssertNil(entry)
+        shipper.scanOwnSpool()
+        XCTAssertEqual(shipper.health.queuedFiles, 0, "not queued again by the next scan")
+    }
+
     /// A recording shipped before the process died (index says shipped, local copy still
     /// there): the next pass deletes the copy without uploading it again.
     func testShippedButNotDeletedIsNotUploadedTwice() async throws {
