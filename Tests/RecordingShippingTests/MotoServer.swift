@@ -1,12 +1,13 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import ObjectStorage
 import ProcessSupport
 
 // Adapted from Tests/ObjectStorageTests/MotoServer.swift (test targets cannot import each other):
 // the same start, readiness check and stop by pid; a fixed port may be given so a test can stop
-// the store and start it again at the same address ("the object store comes back"). Signature
-// checking is not switched on here: ObjectStorageTests cover SigV4 against moto's IAM.
+// the store and start it again at the same address ("the object store comes back"), and the
+// IAM policy may be chosen (a test denies reads to see an upload whose HEAD fails).
 
 /// moto's server mode (PyPI `moto[server]`), a stand-in for S3 on loopback: the client under
 /// test speaks plain S3 and nothing moto-specific. Only the setup below uses moto's own API.
@@ -56,6 +57,48 @@ final class MotoServer {
         }
         kill(pid, SIGKILL)
         waitpid(pid, &status, 0)
+    }
+
+    /// Creates an IAM user with an access key under `policy` (default: `s3:*` allowed), then
+    /// turns signature checking and authorisation on.
+    /// The IAM calls go before authentication is on, so their own signature is not checked.
+    func enableAuthentication(policy: String = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#) async throws -> SigV4Credentials {
+        let setup = SigV4Signer(credentials: SigV4Credentials(accessKeyID: "AKIASETUP", secretAccessKey: "setup"),
+                                region: "us-east-1", service: "iam", pathEncoding: .normalizedDoubleEncoded, addsContentSHA256Header: false)
+        _ = try await iam(setup, ["Action": "CreateUser", "UserName": "gatehouse"])
+        let key = try await iam(setup, ["Action": "CreateAccessKey", "UserName": "gatehouse"])
+        guard let accessKey = key.child("CreateAccessKeyResult")?.child("AccessKey"),
+              let id = accessKey.value("AccessKeyId"), let secret = accessKey.value("SecretAccessKey") else {
+            throw MotoError("CreateAccessKey answered without a key")
+        }
+        _ = try await iam(setup, ["Action": "PutUserPolicy", "UserName": "gatehouse", "PolicyName": "s3", "PolicyDocument": policy])
+
+        var request = HTTPClientRequest(url: "\(endpoint)/moto-api/reset-auth")
+        request.method = .POST
+        // Not form-encoded: moto reads the raw body as the number of unauthenticated requests left.
+        request.headers.add(name: "Content-Type", value: "text/plain")
+        request.body = .bytes(ByteBuffer(string: "0"))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 16)
+        guard response.status == .ok else { throw MotoError("reset-auth: \(response.status) \(String(buffer: body))") }
+        return SigV4Credentials(accessKeyID: id, secretAccessKey: secret)
+    }
+
+    private func iam(_ signer: SigV4Signer, _ parameters: [String: String]) async throws -> XMLTree {
+        let form = SigV4Encoding.canonicalQuery((parameters.merging(["Version": "2010-05-08"]) { a, _ in a }).map { ($0.key, $0.value) })
+        let body = Data(form.utf8)
+        let headers = [("Host", "127.0.0.1:\(port)"), ("Content-Type", "application/x-www-form-urlencoded")]
+        let signature = signer.sign(SigV4Request(method: "POST", path: "/", headers: headers, payload: .sha256Hex(PartDigest(body).sha256Hex)), at: Date())
+        var request = HTTPClientRequest(url: "\(endpoint)/")
+        request.method = .POST
+        for (name, value) in headers + signature.headersToAdd { request.headers.add(name: name, value: value) }
+        request.body = .bytes(body)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let answer = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+        guard response.status == .ok, let tree = XMLTree.parse(answer) else {
+            throw MotoError("IAM \(parameters["Action"]!): \(response.status) \(String(decoding: answer, as: UTF8.self))")
+        }
+        return tree
     }
 
     static func findOnPath(_ name: String) -> String? {

@@ -61,9 +61,10 @@ class ShippingTestCase: XCTestCase {
         return (RecordingCatalog(store: store), name)
     }
 
-    func objectStoreConfiguration(endpoint: String? = nil, bucket: String = "recordings", multipartThreshold: Int = 16 << 20) throws -> ObjectStoreConfiguration {
+    func objectStoreConfiguration(endpoint: String? = nil, bucket: String = "recordings", multipartThreshold: Int = 16 << 20,
+                                  credentials: SigV4Credentials = SigV4Credentials(accessKeyID: "AKIATEST", secretAccessKey: "test-secret")) throws -> ObjectStoreConfiguration {
         try ObjectStoreConfiguration(endpoint: endpoint ?? moto.endpoint, region: "us-east-1", bucket: bucket, prefix: "gatehouse/",
-                                     credentials: SigV4Credentials(accessKeyID: "AKIATEST", secretAccessKey: "test-secret"),
+                                     credentials: credentials,
                                      multipartThreshold: multipartThreshold, partSize: 5 << 20, requestTimeout: .seconds(10))
     }
 
