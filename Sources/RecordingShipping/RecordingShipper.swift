@@ -11,11 +11,11 @@ import Synchronization
 ///
 /// For the server (`ServeCommand`), with `recordings_store: {kind: s3}`:
 ///
-///     let spool = RecordingSpool(root: configuration.recordingDirectory, replicaID: s3.replicaID)
-///     try spool.prepare()                      // the bastion records into spool.ownDirectory
-///     let shipper = RecordingShipper(client: S3Client(configuration: s3.objectStore), catalog: catalog,
-///                                    spool: spool, queueLimitBytes: s3.queueLimitBytes,
-///                                    signer: { authorities.signingKey(.recording) }, onEvent: { … audit … })
+///     guard case .s3(let s3) = try RecordingsStoreConfiguration.load(file: configFile) else { … local: as today … }
+///     let shipper = try RecordingShipper(store: s3, recordingsRoot: configuration.recordingDirectory,
+///                                        catalog: postgresStore.map { RecordingCatalog(store: $0) },  // nil without a database
+///                                        signer: { authorities.signingKey(.recording) }, onEvent: { … audit … })
+///     // the bastion records into shipper.spool.ownDirectory (RECORDINGS/<replica_id>/)
 ///     try await shipper.heartbeat()            // before the first session: this replica is alive
 ///     let task = Task { await shipper.run() }  // cancel it to stop
 ///     // when a recording is finished (RecordingWriter.finish returned): shipper.recordingFinished(path:)
@@ -95,6 +95,17 @@ public final class RecordingShipper: Sendable {
         self.onEvent = onEvent
         self.logger = logger
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// The shipper of a `recordings_store: {kind: s3}` section: spool `recordingsRoot/<replica_id>/`
+    /// (created here), the section's bucket and queue limit.
+    public convenience init(store: S3RecordingsStore, recordingsRoot: String, catalog: RecordingCatalog?, options: Options = Options(),
+                            signer: @escaping @Sendable () -> SSHPrivateKey, onEvent: @escaping @Sendable (ShippingEvent) -> Void = { _ in },
+                            logger: Logger = Logger(label: "gatehouse.shipper")) throws {
+        let spool = RecordingSpool(root: recordingsRoot, replicaID: store.replicaID)
+        try spool.prepare()
+        self.init(client: S3Client(configuration: store.objectStore), catalog: catalog, spool: spool, queueLimitBytes: store.queueLimitBytes,
+                  options: options, signer: signer, onEvent: onEvent, logger: logger)
     }
 
     // MARK: The server's side

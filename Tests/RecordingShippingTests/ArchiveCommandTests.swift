@@ -22,7 +22,7 @@ final class ArchiveCommandTests: ShippingTestCase {
             recordings_store:
               kind: s3
               endpoint: \(moto.endpoint)
-              bucket: recordings
+              bucket: \(bucket)
               prefix: gatehouse/
               credentials: {access_key_id: AKIATEST, secret_access_key_file: \(secret)}
 
@@ -80,7 +80,7 @@ final class ArchiveCommandTests: ShippingTestCase {
 
             let verify = try gatehouse(["verify", "s-cli", "--trusted-keys", keys] + common)
             XCTAssertEqual(verify.status, 0, verify.out + verify.err)
-            XCTAssertTrue(verify.out.hasPrefix("OK s3://recordings/gatehouse/s-cli-ch0.ghrec: "), verify.out)
+            XCTAssertTrue(verify.out.hasPrefix("OK s3://\(bucket)/gatehouse/s-cli-ch0.ghrec: "), verify.out)
             XCTAssertTrue(verify.out.contains("ended normally"), verify.out)
 
             let all = try gatehouse(["verify", "--all", "--trusted-keys", keys] + common)
@@ -114,7 +114,7 @@ final class ArchiveCommandTests: ShippingTestCase {
         // Without the database the object itself is verified, and fails.
         let unindexed = try gatehouse(["verify", "s-cli", "--trusted-keys", keys, "--config", bucketOnly, "--recordings", empty])
         XCTAssertEqual(unindexed.status, 1)
-        XCTAssertTrue(unindexed.out.hasPrefix("FAILED s3://recordings/gatehouse/s-cli-ch0.ghrec"), unindexed.out)
+        XCTAssertTrue(unindexed.out.hasPrefix("FAILED s3://\(bucket)/gatehouse/s-cli-ch0.ghrec"), unindexed.out)
     }
 
     func testLocalRecordingsAreUnchangedWithoutConfig() throws {

@@ -122,6 +122,7 @@ final class ShipperTests: ShippingTestCase {
 
     func testObjectStoreDownQueuesLocallyAndRefusesPastTheLimitThenDrains() async throws {
         let (catalog, _) = try await makeCatalog()
+        ownMoto = try await MotoServer()
         let port = moto.port
         let client = try await makeClient()
         let shipper = try makeShipper(replica: "r1", client: client, catalog: catalog, queueLimit: 500_000)
@@ -147,7 +148,7 @@ final class ShipperTests: ShippingTestCase {
         print("store down: \(health)")
 
         // The store comes back at the same address (empty: moto keeps nothing); the loop drains.
-        moto = try await MotoServer(port: port)
+        ownMoto = try await MotoServer(port: port)
         try await client.createBucket()
         let loop = Task { await shipper.run() }
         defer { loop.cancel() }
@@ -179,9 +180,10 @@ final class ShipperTests: ShippingTestCase {
             options.deadReplicaCheckInterval = .milliseconds(200)
             options.heartbeatInterval = .milliseconds(200)
         }
-        // r-dead beats once more and dies; r-alive goes on beating.
-        try await catalog.heartbeat(replicaID: "r-dead")
+        // r-dead beats once more and dies; r-alive goes on beating. (The instant is taken before
+        // the beat, so it is no later than the row's last_seen.)
         let died = ContinuousClock.now
+        try await catalog.heartbeat(replicaID: "r-dead")
         let aliveBeat = Task {
             while !Task.isCancelled {
                 try? await catalog.heartbeat(replicaID: "r-alive")
@@ -273,6 +275,7 @@ final class ShipperTests: ShippingTestCase {
     /// authentication is on): the local copy stays and the index does not say shipped.
     func testUploadWhoseHeadFailsKeepsTheLocalCopy() async throws {
         let (catalog, _) = try await makeCatalog()
+        ownMoto = try await MotoServer()  // authentication, once on, stays on
         _ = try await makeClient()   // the bucket, created before authentication is on
         let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Action":"s3:GetObject","Resource":"*"}]}"#
         let credentials = try await moto.enableAuthentication(policy: policy)

@@ -10,13 +10,19 @@ import XCTest
 @testable import RecordingShipping
 
 /// Tests that ship to a real object store and share state in a real database: one PostgreSQL
-/// 15 per class (each test its own database), one moto S3 server per test (a stand-in for S3:
-/// the client speaks plain S3), both on 127.0.0.1 and stopped by pid.
+/// 15 and one moto S3 server (a stand-in for S3: the client speaks plain S3) per class, each
+/// test with its own database and bucket; a test that stops the store or turns moto's
+/// authentication on starts a moto of its own. All on 127.0.0.1, stopped by pid.
 class ShippingTestCase: XCTestCase {
     nonisolated(unsafe) static var postgres: PostgresServer?
     nonisolated(unsafe) static var startFailure: String?
+    nonisolated(unsafe) static var sharedMoto: MotoServer?
 
-    var moto: MotoServer!
+    /// Started by the test itself, stopped in its tearDown.
+    var ownMoto: MotoServer?
+    var moto: MotoServer { ownMoto ?? Self.sharedMoto! }
+    /// This test's bucket.
+    var bucket = "rec-" + UUID().uuidString.prefix(8).lowercased()
     var spoolRoot: String!
     let signer = try! SSHPrivateKey.generate(.ed25519)
 
@@ -28,17 +34,19 @@ class ShippingTestCase: XCTestCase {
     override class func tearDown() {
         postgres?.stop()
         postgres = nil
+        sharedMoto?.stop()
+        sharedMoto = nil
         super.tearDown()
     }
 
     override func setUp() async throws {
-        moto = try await MotoServer()
+        if Self.sharedMoto == nil { Self.sharedMoto = try await MotoServer() }
         spoolRoot = FileManager.default.temporaryDirectory.appendingPathComponent("gh-spool-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: spoolRoot, withIntermediateDirectories: true)
     }
 
     override func tearDown() async throws {
-        moto?.stop()
+        ownMoto?.stop()
         if let spoolRoot { try? FileManager.default.removeItem(atPath: spoolRoot) }
     }
 
@@ -61,9 +69,9 @@ class ShippingTestCase: XCTestCase {
         return (RecordingCatalog(store: store), name)
     }
 
-    func objectStoreConfiguration(endpoint: String? = nil, bucket: String = "recordings", multipartThreshold: Int = 16 << 20,
+    func objectStoreConfiguration(endpoint: String? = nil, bucket: String? = nil, multipartThreshold: Int = 16 << 20,
                                   credentials: SigV4Credentials = SigV4Credentials(accessKeyID: "AKIATEST", secretAccessKey: "test-secret")) throws -> ObjectStoreConfiguration {
-        try ObjectStoreConfiguration(endpoint: endpoint ?? moto.endpoint, region: "us-east-1", bucket: bucket, prefix: "gatehouse/",
+        try ObjectStoreConfiguration(endpoint: endpoint ?? moto.endpoint, region: "us-east-1", bucket: bucket ?? self.bucket, prefix: "gatehouse/",
                                      credentials: credentials,
                                      multipartThreshold: multipartThreshold, partSize: 5 << 20, requestTimeout: .seconds(10))
     }
