@@ -50,6 +50,15 @@ extension RecordingShipper {
         // Checked under the lease: a shipper that held it before may have finished meanwhile.
         guard FileManager.default.fileExists(atPath: path) else { return .gone }
 
+        // Read without a lock first. An empty file is a writer's new file before it took its
+        // lock (it writes the header only after): even trying the lock then could make the
+        // writer's own non-blocking lock fail. An unfinished one changed moments ago is left
+        // alone too. Both wait for a later pass.
+        let state = (try? RecordingInspection.summary(path: path))?.state
+        if Self.fileSize(path) == 0 || state == "unfinished" || state == "live", let age = Self.age(path), age < options.unfinishedGrace {
+            return .live
+        }
+
         // The same code path as `gatehouse verify`: a live file is refused by its lock, a
         // closed one left as it is, an unfinished one closed with a signed crash end.
         var summary: RecordingSummary
@@ -112,6 +121,12 @@ extension RecordingShipper {
         }
         try removeLocal(path)
         return .shipped(objectKey: key, bytes: digest.size)
+    }
+
+    /// How long ago the file last changed.
+    static func age(_ path: String) -> Duration? {
+        guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
+        return .milliseconds(Int64(max(0, Date().timeIntervalSince(modified)) * 1000))
     }
 
     /// Runs `body` while renewing the lease every third of its duration; a renewal that finds

@@ -48,6 +48,10 @@ public final class RecordingShipper: Sendable {
         /// Backoff after a failure: doubles from `retryInitial` up to `retryMax`.
         public var retryInitial: Duration = .seconds(1)
         public var retryMax: Duration = .seconds(30)
+        /// An unfinished file nobody holds is recovered only once it has been left alone this
+        /// long. A writer creates its file and then takes the lock: in between, the file looks
+        /// abandoned, and recovery must never append a crash end to a file being written.
+        public var unfinishedGrace: Duration = .seconds(10)
         public init() {}
     }
 
@@ -191,8 +195,12 @@ public final class RecordingShipper: Sendable {
     /// the queue too and is closed by recovery when shipped.
     public func scanOwnSpool() {
         var found: [String: Int64] = [:]
-        for path in spool.recordings(of: replicaID) where !RecordingInspection.isLive(path) {
-            if let size = Self.fileSize(path) { found[path] = size }
+        for path in spool.recordings(of: replicaID) {
+            // An empty file is a writer between creating its file and locking it: not even the
+            // shared lock of the liveness check is tried on it (it could make the writer's
+            // non-blocking lock fail).
+            guard let size = Self.fileSize(path), size > 0, !RecordingInspection.isLive(path) else { continue }
+            found[path] = size
         }
         state.withLock { s in
             for path in found.keys where s.heldBack[path] != nil { found[path] = nil }

@@ -177,6 +177,7 @@ final class ShipperTests: ShippingTestCase {
 
         let shipper = try makeShipper(replica: "r-live", client: client, catalog: catalog) { options in
             options.deadAfter = .seconds(2)
+            options.unfinishedGrace = .seconds(1)
             options.deadReplicaCheckInterval = .milliseconds(200)
             options.heartbeatInterval = .milliseconds(200)
         }
@@ -245,7 +246,9 @@ final class ShipperTests: ShippingTestCase {
     func testDamagedRecordingIsHeldBackAndTheRestShips() async throws {
         let (catalog, _) = try await makeCatalog()
         let client = try await makeClient()
-        let shipper = try makeShipper(replica: "r1", client: client, catalog: catalog)
+        // Damage reads as an unfinished file (the scan stops at the bad record), so it waits out
+        // the grace for unfinished files like any other; no grace here.
+        let shipper = try makeShipper(replica: "r1", client: client, catalog: catalog) { $0.unfinishedGrace = .zero }
         let bad = try writeRecording(replica: "r1", session: "s-a-bad", stdout: pseudoRandomBytes(100_000, seed: 7))
         let good = try writeRecording(replica: "r1", session: "s-b-good", stdout: pseudoRandomBytes(1000, seed: 8))
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: bad))
@@ -327,6 +330,31 @@ final class ShipperTests: ShippingTestCase {
         try await catalog.upsertUnshipped(entry)
         let after = try await catalog.entry(recordingID: "s-l-ch0")
         XCTAssertEqual(after?.state, .shipped)
+    }
+
+    /// An unfinished file nobody holds is not recovered while it is fresh (a writer may be
+    /// between creating it and locking it); once left alone past the grace it is recovered and
+    /// shipped from the replica's own spool too.
+    func testFreshUnfinishedFileIsLeftAloneUntilTheGracePasses() async throws {
+        let (catalog, _) = try await makeCatalog()
+        let client = try await makeClient()
+        let shipper = try makeShipper(replica: "r1", client: client, catalog: catalog) { $0.unfinishedGrace = .seconds(1) }
+        let path = try writeRecording(replica: "r1", session: "s-fresh", stdout: pseudoRandomBytes(5000, seed: 11), finish: false)
+        let before = try sha256Hex(path)
+        shipper.scanOwnSpool()
+        await shipper.shipPending()
+        XCTAssertEqual(try sha256Hex(path), before, "a fresh unfinished file is not touched")
+        XCTAssertEqual(shipper.uploads, 0)
+        let bareEntry = try await catalog.entry(recordingID: "s-fresh-ch0")
+        XCTAssertNil(bareEntry)
+        try await waitUntil("recovered and shipped once the grace has passed", seconds: 10) {
+            shipper.scanOwnSpool()
+            await shipper.shipPending()
+            return !FileManager.default.fileExists(atPath: path)
+        }
+        let entry = try await catalog.entry(recordingID: "s-fresh-ch0")
+        XCTAssertEqual(entry?.state, .shipped)
+        XCTAssertEqual(entry?.endState, "crash")
     }
 
     /// A recording shipped before the process died (index says shipped, local copy still
