@@ -50,7 +50,7 @@ public struct RecordingCatalogEntry: Sendable, Equatable {
 }
 
 /// The recordings index, shipping leases and replica heartbeats replicas share (schema
-/// migration 2). Every decision that must not be taken twice is one statement: a lease is
+/// migration 3). Every decision that must not be taken twice is one statement: a lease is
 /// taken by one `INSERT … ON CONFLICT … DO UPDATE … WHERE` (lapsed or ours), and a recording
 /// is marked shipped only in a transaction that finds the lease still held by the shipper.
 /// Times that decide (lease expiry, heartbeat age) are the database's `now()`, never a

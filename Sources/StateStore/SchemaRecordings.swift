@@ -1,8 +1,8 @@
 extension Schema {
-    /// Migration 2: the recordings every replica shares (a session index over the bucket),
+    /// Migration 3: the recordings every replica shares (a session index over the bucket),
     /// the leases that keep two replicas from shipping one file, and replica heartbeats that
     /// tell a dead replica's spool from a live one's. Used by `RecordingShipping`.
-    static let recordingsMigration = SchemaMigration(version: 2, name: "recordings index, shipping leases, replica heartbeats", statements: [
+    static let recordingsMigration = SchemaMigration(version: 3, name: "recordings index, shipping leases, replica heartbeats", statements: [
         // One row per replica that ever ran with this database. last_seen is the database's
         // own clock (now() at each heartbeat), so replicas' clocks never enter the comparison
         // that declares one dead.

@@ -44,8 +44,9 @@ final class SchemaTests: PostgresTestCase {
         XCTAssertEqual(again, [], "a second migrate finds nothing to do")
         let version = try await store.checkVersion()
         XCTAssertEqual(version, Schema.latestVersion)
-        let tables = try server.psql(name, "SELECT string_agg(c, ',' ORDER BY c) FROM unnest(ARRAY['audit_events','revocations','session_budgets','token_jti','schema_migrations','certificate_serials']) c WHERE to_regclass(c) IS NOT NULL")
-        XCTAssertEqual(tables, "audit_events,certificate_serials,revocations,schema_migrations,session_budgets,token_jti")
+        // (Migration 2 drops migration 1's revocations table: revocations became a sealed shared file.)
+        let tables = try server.psql(name, "SELECT string_agg(c, ',' ORDER BY c) FROM unnest(ARRAY['audit_events','session_budgets','token_jti','schema_migrations','certificate_serials','recordings','recording_leases','replicas']) c WHERE to_regclass(c) IS NOT NULL")
+        XCTAssertEqual(tables, "audit_events,certificate_serials,recording_leases,recordings,replicas,schema_migrations,session_budgets,token_jti")
         XCTAssertEqual(try server.psql(name, "SELECT version || ':' || checksum FROM schema_migrations ORDER BY version"),
                        Schema.migrations.map { "\($0.version):\($0.checksum)" }.joined(separator: "\n"))
     }
