@@ -18,8 +18,10 @@ import Synchronization
 ///     // the bastion records into shipper.spool.ownDirectory (RECORDINGS/<replica_id>/)
 ///     try await shipper.heartbeat()            // before the first session: this replica is alive
 ///     let task = Task { await shipper.run() }  // cancel it to stop
-///     // when a recording is finished (RecordingWriter.finish returned): shipper.recordingFinished(path:)
-///     // before accepting a session: shipper.acceptsNewSessions; for /healthz: shipper.health
+///     // when a recording is finished (RecordingWriter.finish returned): shipper.recordingFinished(path:),
+///     //   or when a session ended (SessionObserver.sessionEnded): shipper.sessionEnded(sessionID:)
+///     // before accepting a session: shipper.refusalReason (nil: accept; the shape of ServerState.loginGate)
+///     // for /healthz: HealthReport.Check(name: "recordings_store", problem: shipper.health.problem)
 ///
 /// A recording is shipped as: lease (one statement), recovery check (`RecordingRecovery.recover`,
 /// the code path of `gatehouse verify`: a live file is skipped, an unfinished one is closed with
@@ -122,9 +124,24 @@ public final class RecordingShipper: Sendable {
         wake.yield()
     }
 
+    /// The hook by session: every recording of `sessionID` (one per channel) in this
+    /// replica's spool, for a caller that knows the session, not the files (the bastion's
+    /// `SessionObserver.sessionEnded`). A recording still being finished is left to the scan.
+    public func sessionEnded(sessionID: String) {
+        guard RecordingFiles.isValidSessionID(sessionID) else { return }
+        let prefix = sessionID + "-ch"
+        for path in spool.recordings(of: replicaID) where RecordingFiles.baseName(of: path).hasPrefix(prefix) {
+            let rest = RecordingFiles.recordingID(ofPath: path)?.dropFirst(prefix.count) ?? ""
+            if !rest.isEmpty, rest.allSatisfy(\.isNumber) { recordingFinished(path: path) }
+        }
+    }
+
     /// False once more than `queueLimitBytes` of finished recordings wait in this replica's
     /// spool (the object store is down or slow): refuse new sessions until it drains.
     public var acceptsNewSessions: Bool { state.withLock { Self.total($0.pending) <= queueLimitBytes } }
+
+    /// Why new sessions must be refused now, or nil: the shape of the bastion's `loginGate`.
+    public var refusalReason: String? { health.problem }
 
     public var health: ShippingHealth {
         state.withLock { s in

@@ -20,6 +20,14 @@ public struct ShippingHealth: Sendable, Equatable, CustomStringConvertible {
     /// The last heartbeat's failure, when the database could not be told this replica lives.
     public var heartbeatError: String?
 
+    /// nil while new sessions are accepted; otherwise why not, for `/healthz` and the refusal
+    /// an agent sees ("recordings cannot be shipped: …").
+    public var problem: String? {
+        guard !acceptsNewSessions else { return nil }
+        return "recordings cannot be shipped: \(queuedBytes) bytes in \(queuedFiles) recordings wait, more than the limit of \(queueLimitBytes)"
+            + (lastError.map { "; last error: \($0)" } ?? "")
+    }
+
     public var description: String {
         var text = acceptsNewSessions ? "shipping ok" : "shipping queue full: new sessions refused"
         text += ": \(queuedFiles) recordings (\(queuedBytes) bytes) waiting, limit \(queueLimitBytes) bytes"

@@ -140,6 +140,8 @@ final class ShipperTests: ShippingTestCase {
             XCTAssertEqual(shipper.acceptsNewSessions, expected <= 500_000, "after \(i + 1) recordings (\(expected) bytes)")
         }
         XCTAssertFalse(shipper.acceptsNewSessions, "600 KB waiting, limit 500 KB")
+        let refusal = try XCTUnwrap(shipper.refusalReason)
+        XCTAssertTrue(refusal.hasPrefix("recordings cannot be shipped: \(expected) bytes in 3 recordings wait, more than the limit of 500000; last error: object store:"), refusal)
         for path in paths { XCTAssertTrue(FileManager.default.fileExists(atPath: path), "kept while the store is down") }
         let health = shipper.health
         XCTAssertGreaterThan(health.consecutiveFailures, 0)
@@ -159,6 +161,8 @@ final class ShipperTests: ShippingTestCase {
         print("store back: queue drained \(ContinuousClock.now - back) after the bucket was there again")
         for path in paths { XCTAssertFalse(FileManager.default.fileExists(atPath: path)) }
         XCTAssertEqual(shipper.health.consecutiveFailures, 0)
+        XCTAssertNil(shipper.refusalReason)
+        XCTAssertNil(shipper.health.problem)
         let objects = try await client.listObjects().filter { $0.name.hasSuffix(".ghrec") }
         XCTAssertEqual(objects.count, 3)
     }
@@ -222,7 +226,11 @@ final class ShipperTests: ShippingTestCase {
         let output = Array("hello from the bucket\r\n".utf8) + pseudoRandomBytes(5000, seed: 5)
         let path = try writeRecording(replica: "r1", session: "s-read", stdout: output)
         try writeRecording(replica: "r1", session: "s-other", stdout: Array("x".utf8))
-        shipper.scanOwnSpool()
+        // The hook by session id, as the bastion's observer knows it.
+        shipper.sessionEnded(sessionID: "s-read")
+        shipper.sessionEnded(sessionID: "s-other")
+        shipper.sessionEnded(sessionID: "s")   // a prefix of both: matches neither
+        XCTAssertEqual(shipper.health.queuedFiles, 2)
         await shipper.shipPending()
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
 
