@@ -13,11 +13,12 @@ struct ApprovalsCommand: ParsableCommand {
 }
 
 extension StateOptions {
-    /// The state directory's approval store (`STATE/approvals/`), auditing into `STATE/audit.log`.
+    /// The state directory's approval store (`STATE/approvals/`), auditing into the chain of the
+    /// store (`STATE/audit.log`, or the database's with `--config` on a PostgreSQL store).
     func openApprovals() throws -> FileApprovalStore {
         do {
             try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-            let audit = try AuditLog(path: state + "/audit.log")
+            let audit = try auditSink()
             return try FileApprovalStore(stateDirectory: state, audit: { try audit.append(contentsOf: $0) })
         } catch { throw CLIError("\(error)") }
     }

@@ -28,6 +28,12 @@ struct StateOptions: ParsableArguments {
         return try SharedCAStore(configuration: database, stateDirectory: state)
     }
 
+    /// The audit chain the command's records go to: the shared one with a PostgreSQL store.
+    func auditSink() throws -> any AuditSink {
+        if let shared = try shared() { return shared.audit }
+        do { return try AuditLog(path: state + "/audit.log") } catch { throw CLIError("\(error)") }
+    }
+
     /// The store to read from (pulled from the shared store first, with `--config`).
     func open() throws -> CAStore {
         if let shared = try shared() { return try shared.open() }
