@@ -137,11 +137,16 @@ let package = Package(
 
         // Process helpers shared by the test targets that start real programs (not shipped).
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
+        // PostgreSQL 15 and moto's S3 server for the tests, on loopback, stopped by pid.
+        .target(name: "ServerFixtures", dependencies: [
+            "ProcessSupport", "ObjectStorage",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], path: "Tests/ServerFixtures"),
         .testTarget(name: "SSHCertificatesTests", dependencies: ["ProcessSupport", "SSHCertificates"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         // The PostgreSQL store against a real PostgreSQL 15 (initdb in a temporary directory, loopback only).
         .testTarget(name: "StateStoreTests", dependencies: [
-            "ProcessSupport", "StateStore", "Audit", "ConfigurationSupport", "CertificateAuthority", "SSHCertificates",
+            "ProcessSupport", "ServerFixtures", "StateStore", "Audit", "ConfigurationSupport", "CertificateAuthority", "SSHCertificates",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -169,13 +174,13 @@ let package = Package(
         ]),
         // SigV4 against AWS's published vectors; the client end to end against moto's S3 server on loopback.
         .testTarget(name: "ObjectStorageTests", dependencies: [
-            "ProcessSupport", "ObjectStorage",
+            "ProcessSupport", "ServerFixtures", "ObjectStorage",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // The shipper against a real PostgreSQL 15 and moto's S3 server (a stand-in), both on loopback.
         .testTarget(name: "RecordingShippingTests", dependencies: [
-            "ProcessSupport", "RecordingShipping", "Recording", "ObjectStorage", "StateStore", "SSHCertificates", "ConfigurationSupport",
+            "ProcessSupport", "ServerFixtures", "RecordingShipping", "Recording", "ObjectStorage", "StateStore", "SSHCertificates", "ConfigurationSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

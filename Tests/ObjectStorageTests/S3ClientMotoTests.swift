@@ -1,3 +1,4 @@
+import ServerFixtures
 import Crypto
 import Foundation
 import XCTest

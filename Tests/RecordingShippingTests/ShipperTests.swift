@@ -1,3 +1,4 @@
+import ServerFixtures
 import Foundation
 import ObjectStorage
 import StateStore

@@ -1,3 +1,4 @@
+import ServerFixtures
 import AsyncHTTPClient
 import Foundation
 import Logging

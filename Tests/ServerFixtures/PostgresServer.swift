@@ -13,20 +13,20 @@ import ProcessSupport
 ///
 /// Authentication is what production uses: `scram-sha-256` over TCP for the role `gatehouse`
 /// with a random password (trust only on the Unix socket inside the temporary directory).
-final class PostgresServer: @unchecked Sendable {
-    static let bin = "/usr/lib/postgresql/15/bin"
-    static let systemUser = "gatehouse-pg"
+public final class PostgresServer: @unchecked Sendable {
+    public static let bin = "/usr/lib/postgresql/15/bin"
+    public static let systemUser = "gatehouse-pg"
 
-    let directory: String
-    let port: Int
-    let pid: pid_t
-    let username = "gatehouse"
-    let password: String
+    public let directory: String
+    public let port: Int
+    public let pid: pid_t
+    public let username = "gatehouse"
+    public let password: String
     private var stopped = false
 
     /// Starts a server; throws with the server's log when it does not accept connections
     /// within `deadline` seconds.
-    init(deadline: TimeInterval = 60) throws {
+    public init(deadline: TimeInterval = 60) throws {
         guard FileManager.default.isExecutableFile(atPath: "\(Self.bin)/initdb") else {
             throw Failure("PostgreSQL 15 is not installed (\(Self.bin)/initdb): apt-get install postgresql-15 (make deps does)")
         }
@@ -75,7 +75,7 @@ final class PostgresServer: @unchecked Sendable {
 
     /// Stops the server by its pid (SIGINT: fast shutdown, which ends every session and
     /// checkpoints), waits for it to exit, and removes the directory.
-    func stop() {
+    public func stop() {
         guard !stopped else { return }
         stopped = true
         kill(pid, SIGINT)
@@ -97,7 +97,7 @@ final class PostgresServer: @unchecked Sendable {
     deinit { stop() }
 
     /// A new, empty database (each test gets its own; the server is shared).
-    func createDatabase(_ name: String = "t_" + UUID().uuidString.prefix(8).lowercased()) throws -> String {
+    public func createDatabase(_ name: String = "t_" + UUID().uuidString.prefix(8).lowercased()) throws -> String {
         let r = try runBinary("\(Self.bin)/createdb", ["-h", directory, "-p", String(port), "-U", username, name],
                               environment: ["PATH": "/usr/bin:/bin"])
         guard r.status == 0 else { throw Failure("createdb \(name) failed: \(r.err)") }
@@ -106,7 +106,7 @@ final class PostgresServer: @unchecked Sendable {
 
     /// Runs SQL as the superuser `gatehouse` over the Unix socket (psql, stop on the first error).
     @discardableResult
-    func psql(_ database: String, _ sql: String) throws -> String {
+    public func psql(_ database: String, _ sql: String) throws -> String {
         let r = try runBinary("\(Self.bin)/psql", ["-h", directory, "-p", String(port), "-U", username, "-d", database,
                                                    "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
                               environment: ["PATH": "/usr/bin:/bin"])
@@ -114,15 +114,15 @@ final class PostgresServer: @unchecked Sendable {
         return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func url(_ database: String, password: String? = nil) -> String {
+    public func url(_ database: String, password: String? = nil) -> String {
         "postgres://\(username):\(password ?? self.password)@127.0.0.1:\(port)/\(database)"
     }
 
     // MARK: Starting
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(_ description: String) { self.description = description }
     }
 
     struct Account { let uid: uid_t; let gid: gid_t }

@@ -4,25 +4,27 @@ import NIOCore
 import ObjectStorage
 import ProcessSupport
 
-// Adapted from Tests/ObjectStorageTests/MotoServer.swift (test targets cannot import each other):
-// the same start, readiness check and stop by pid; a fixed port may be given so a test can stop
-// the store and start it again at the same address ("the object store comes back"), and the
-// IAM policy may be chosen (a test denies reads to see an upload whose HEAD fails).
-
 /// moto's server mode (PyPI `moto[server]`), a stand-in for S3 on loopback: the client under
 /// test speaks plain S3 and nothing moto-specific. Only the setup below uses moto's own API.
 ///
-/// moto does not check the payload against `x-amz-content-sha256`, `Content-MD5` or
-/// `x-amz-checksum-sha256`: it stores the checksum header as given. What it computes itself
-/// from the bytes received is the ETag (MD5, or MD5 of part MD5s "-N"), so the tests here
-/// also GET the object back and compare its SHA-256 with the file's.
-final class MotoServer {
-    let port: Int
-    let pid: pid_t
-    var endpoint: String { "http://127.0.0.1:\(port)" }
+/// What moto checks, and what it does not (moto 5):
+/// - Signatures: only once IAM authentication is on. It is switched on here through moto's
+///   `/moto-api/reset-auth` after an IAM user, its access key and an `s3:*` policy have been
+///   created; from then on every request is re-signed by botocore's SigV4 (an independent
+///   implementation) with the user's secret and refused with `SignatureDoesNotMatch` or
+///   `InvalidAccessKeyId` when it differs.
+/// - It does not check the payload against `x-amz-content-sha256`, `Content-MD5` or
+///   `x-amz-checksum-sha256`: it stores the checksum header as given. What it computes itself
+///   from the bytes received is the ETag (MD5, or MD5 of part MD5s "-N") and the composite
+///   SHA-256 checksum of a multipart object, so those are what the tests compare.
+public final class MotoServer {
+    public let port: Int
+    public let pid: pid_t
+    public var endpoint: String { "http://127.0.0.1:\(port)" }
 
     /// Starts `python3 -m moto.server` on 127.0.0.1 and waits (up to 30 s) until it answers.
-    init(port fixedPort: Int? = nil) async throws {
+    /// `port`: a fixed port, so a test can stop the store and start it again at the same address.
+    public init(port fixedPort: Int? = nil) async throws {
         guard let python = Self.findOnPath("python3") else { throw MotoError("python3 not found on PATH") }
         let check = try runBinary(python, ["-c", "import moto.server"])
         guard check.status == 0 else {
@@ -47,7 +49,7 @@ final class MotoServer {
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within 5 s; always reaped.
-    func stop() {
+    public func stop() {
         kill(pid, SIGTERM)
         let until = Date().addingTimeInterval(5)
         var status: Int32 = 0
@@ -59,10 +61,10 @@ final class MotoServer {
         waitpid(pid, &status, 0)
     }
 
-    /// Creates an IAM user with an access key under `policy` (default: `s3:*` allowed), then
-    /// turns signature checking and authorisation on.
-    /// The IAM calls go before authentication is on, so their own signature is not checked.
-    func enableAuthentication(policy: String = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#) async throws -> SigV4Credentials {
+    /// Creates an IAM user with an access key under `policy` (default: `s3:*` allowed), then turns
+    /// signature checking and authorisation on. The IAM calls go before authentication is on, so
+    /// their own signature is not checked.
+    public func enableAuthentication(policy: String = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#) async throws -> SigV4Credentials {
         let setup = SigV4Signer(credentials: SigV4Credentials(accessKeyID: "AKIASETUP", secretAccessKey: "setup"),
                                 region: "us-east-1", service: "iam", pathEncoding: .normalizedDoubleEncoded, addsContentSHA256Header: false)
         _ = try await iam(setup, ["Action": "CreateUser", "UserName": "gatehouse"])
@@ -110,7 +112,7 @@ final class MotoServer {
     }
 }
 
-struct MotoError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct MotoError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
