@@ -40,21 +40,11 @@ public enum RecordingsStoreConfiguration: Sendable, CustomStringConvertible {
 
     /// Reads the section of `file`; `.local` when there is none.
     public static func load(file: String) throws -> RecordingsStoreConfiguration {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigurationError(file: file, line: 0, column: 0, key: "(file)", message: "cannot be read")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigurationError(file: file, line: 0, column: 0, key: "(file)", message: "is not UTF-8 text")
-        }
-        return try parse(yaml: text, file: file)
+        try parse(yaml: try ConfigurationSection.text(of: file), file: file)
     }
 
     public static func parse(yaml: String, file: String) throws -> RecordingsStoreConfiguration {
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            throw ConfigurationError(file: file, line: 1, column: 1, key: "(document)", message: "not valid YAML: \(error)")
-        }
-        guard let root, let top = root.mapping, let node = top.first(where: { $0.key.string == section })?.value else { return .local }
+        guard let node = try ConfigurationSection.node(section, in: yaml, file: file) else { return .local }
         return try parse(node: node, reader: YAMLReader(file: file))
     }
 

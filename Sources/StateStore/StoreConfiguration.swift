@@ -32,21 +32,11 @@ public enum StoreConfiguration: Sendable, Equatable, CustomStringConvertible {
 
     /// Reads the `store:` section of `file`; `.local` when there is none.
     public static func load(file: String) throws -> StoreConfiguration {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigurationError(file: file, line: 0, column: 0, key: "(file)", message: "cannot be read")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigurationError(file: file, line: 0, column: 0, key: "(file)", message: "is not UTF-8 text")
-        }
-        return try parse(yaml: text, file: file)
+        try parse(yaml: try ConfigurationSection.text(of: file), file: file)
     }
 
     public static func parse(yaml: String, file: String) throws -> StoreConfiguration {
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            throw ConfigurationError(file: file, line: 1, column: 1, key: "(document)", message: "not valid YAML: \(error)")
-        }
-        guard let root, let top = root.mapping, let node = top.first(where: { $0.key.string == section })?.value else { return .local }
+        guard let node = try ConfigurationSection.node(section, in: yaml, file: file) else { return .local }
         return try parse(node: node, reader: YAMLReader(file: file))
     }
 
