@@ -20,8 +20,8 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let path = try store.resolve(id)
-        try trust.checkHeader(of: path)
-        let view = try masking.view(of: path, command: "export --format \(format.rawValue)", state: trust.state)
+        try trust.checkHeader(of: path, defaultState: store.configState)
+        let view = try masking.view(of: path, command: "export --format \(format.rawValue)", state: trust.state ?? store.configState, config: store.config)
         let until = try at.map(ReplayCommand.parseOffset)
         let handle: FileHandle
         if let output {

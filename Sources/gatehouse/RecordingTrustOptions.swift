@@ -39,8 +39,9 @@ struct RecordingTrustOptions: ParsableArguments {
 
     /// For replay and export: when trust was given, the recording's key must be trusted for its
     /// start time (the full check of every byte is `gatehouse verify`).
-    func checkHeader(of path: String) throws {
-        guard let keys = try load(defaultState: nil) else { return }
+    /// `defaultState`: the --config file's state directory, checked when given.
+    func checkHeader(of path: String, defaultState: String? = nil) throws {
+        guard let keys = try load(defaultState: defaultState) else { return }
         let report = RecordingVerifier.verify(path: path, trust: keys)
         if let problem = report.problems.first(where: { [.untrustedKey, .keyOutsideInterval, .notARecording].contains($0.kind) }) {
             throw CLIError("\(path): \(problem) (refused: an untrusted recording; run without --state/--trusted-keys to read it unchecked)")

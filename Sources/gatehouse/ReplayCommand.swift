@@ -23,8 +23,8 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let path = try store.resolve(id)
-        try trust.checkHeader(of: path)
-        let view = try masking.view(of: path, command: "replay", state: trust.state)
+        try trust.checkHeader(of: path, defaultState: store.configState)
+        let view = try masking.view(of: path, command: "replay", state: trust.state ?? store.configState, config: store.config)
         let playback: RecordingPlayback
         do { playback = try RecordingPlayback(path: path, follow: follow, view: view) } catch { throw CLIError("\(error)") }
         let start = try at.map(Self.parseOffset) ?? 0

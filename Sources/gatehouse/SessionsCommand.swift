@@ -1,5 +1,6 @@
 import ArgumentParser
 import Audit
+import Bastion
 import Foundation
 import Recording
 import RecordingShipping
@@ -10,6 +11,9 @@ struct RecordingsOptions: ParsableArguments {
     @Option(help: "The recordings directory.") var recordings: String = "./var/gatehouse/recordings"
     @Option(help: "Configuration file: with `recordings_store: {kind: s3}` recordings not found locally are read from the bucket (listed from the `store:` database, or the bucket itself).")
     var config: String?
+
+    /// The --config file's state directory (its CA store: the recording keys), or nil.
+    var configState: String? { config.flatMap { try? BastionConfiguration.load(file: $0).stateDirectory } }
 
     func index() throws -> SessionIndex {
         do { return try SessionIndex.load(directory: recordings) } catch { throw CLIError("\(error)") }

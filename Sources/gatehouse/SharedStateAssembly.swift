@@ -72,7 +72,7 @@ final class SharedStateAssembly: Sendable {
 
     var serverState: ServerState {
         ServerState(audit: audit, sessionBudgets: SharedSessionBudgets(connection: state), serials: serials,
-                    loginGate: { [health] in health.problem.map { "the state store is unreachable (\($0))" } })
+                    loginGate: { [health] in health.problem })
     }
 
     /// Keeps the CA files current (NOTIFY and a half-second re-read) and probes the store.

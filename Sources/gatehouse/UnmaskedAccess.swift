@@ -2,6 +2,7 @@ import ArgumentParser
 import Audit
 import Foundation
 import Recording
+import StateStore
 
 /// `--unmasked` for replay and export: the original bytes of a masked recording hold the secrets
 /// the agent never saw, so reading them needs the state directory and leaves an audit record
@@ -13,7 +14,8 @@ struct UnmaskedOption: ParsableArguments {
 
     /// The view to read `path` in, after auditing an unmasked read. `state` is the directory
     /// holding the audit log (--state).
-    func view(of path: String, command: String, state: String?) throws -> RecordingView {
+    /// With `config` naming a PostgreSQL store, the record goes to the replicas' shared chain.
+    func view(of path: String, command: String, state: String?, config: String? = nil) throws -> RecordingView {
         guard unmasked else { return .agent }
         let header: SessionHeader
         do { header = try RecordingReader(path: path, allowTornTail: true).header } catch { throw CLIError("\(error)") }
@@ -23,7 +25,12 @@ struct UnmaskedOption: ParsableArguments {
             throw CLIError("--unmasked shows secrets the agent never saw: give --state DIR so the read is audited in DIR/audit.log")
         }
         do {
-            let audit = try AuditLog(path: state + "/audit.log")
+            let audit: any AuditSink
+            if let config, case .postgres(let database) = try StoreConfiguration.load(file: config) {
+                audit = SharedAuditLog(connection: try BlockingConnection(store: database), spool: nil)
+            } else {
+                audit = try AuditLog(path: state + "/audit.log")
+            }
             try audit.append(AuditEvent(actor: adminActor, action: "recording.unmasked", object: "recording \(header.recordingID)", outcome: .success,
                                         details: ["command": command, "path": path, "session": header.sessionID, "key_id": header.certificateKeyID,
                                                   "serial": String(header.certificateSerial)]))

@@ -26,17 +26,20 @@ struct VerifyCommand: ParsableCommand {
 
     static let defaultState = "./var/gatehouse"
 
+    /// --state, else the --config file's state directory, else ./var/gatehouse.
+    var stateDirectory: String { trust.state ?? store.configState ?? Self.defaultState }
+
     func validate() throws {
         if all == (id != nil) { throw ValidationError("give a recording id or --all") }
     }
 
     func run() throws {
-        let trusted = try trust.load(defaultState: Self.defaultState)!
+        let trusted = try trust.load(defaultState: stateDirectory)!
         // Recovery signs a crash end, so it needs the store's signing key; with an exported key
         // file unfinished recordings are only reported.
         let ca: CAStore?
         if trust.trustedKeys == nil {
-            do { ca = try CAStore.open(at: trust.state ?? Self.defaultState) } catch { throw CLIError("\(error)") }
+            do { ca = try CAStore.open(at: stateDirectory) } catch { throw CLIError("\(error)") }
         } else {
             ca = nil
         }
