@@ -354,6 +354,9 @@ AuthorizedKeysFile none
 TrustedUserCAKeys {self.trusted_ca}
 MaxStartups 200:30:400
 MaxSessions 100
+# This machine's root .bashrc runs `pyenv init` (~0.2 s per session when sshd starts bash);
+# SHLVL=1 skips it, as bench/bastion's target does: the target's start-up is not under test.
+SetEnv SHLVL=1
 LogLevel ERROR
 """)
         os.makedirs("/run/sshd", exist_ok=True)

@@ -135,6 +135,10 @@ STREAM_SCRIPT = b'for i in $(seq 1 200000); do echo "line-$i"; sleep 0.002; done
 
 async def test_sessions_through_haproxy_land_on_all_three_replicas(cluster):
     c = cluster
+    # /healthz tells the balancer each replica can take sessions: 200 {"status": "ok", ...}.
+    for r in c.replicas:
+        status, body = r.issuance("/healthz")
+        assert status == 200 and json.loads(body)["status"] == "ok", (r.index, status, body[:200])
     key, answer = keypair(c, "land")
     # The issuance answer names the balancer, not the replica that answered.
     assert answer["bastion_addresses"] == [f"127.0.0.1:{c.haproxy.ssh_port}"]
