@@ -5,6 +5,8 @@ import Synchronization
 
 public struct AuditLogError: Error, CustomStringConvertible, Sendable {
     public let description: String
+
+    public init(description: String) { self.description = description }
 }
 
 /// An append-only JSON-lines audit log in which every line carries the SHA-256 of the line
@@ -19,7 +21,7 @@ public final class AuditLog: Sendable {
     public let path: String
     private let lock = Mutex(())
     /// Events waiting to share the next write and fsync (`appendSharingSync`).
-    let group = GroupCommit()
+    let group = AuditGroupCommit()
 
     public static let genesisHash = String(repeating: "0", count: 64)
 

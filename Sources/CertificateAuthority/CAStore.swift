@@ -21,7 +21,12 @@ import Synchronization
 /// the states of one load with the keys of another).
 public final class CAStore: Sendable {
     public let root: String
-    public let audit: AuditLog
+    /// The chain the store's changes and signatures are audited in: the state directory's
+    /// `audit.log`, or the database's chain when replicas share one.
+    public let audit: any AuditSink
+    /// Where `issue` takes a serial: random 64-bit numbers on a single machine, the shared
+    /// sequence when replicas must never hand out one serial twice.
+    public let serials: SerialSource
 
     /// Everything read from disk by one load.
     struct Snapshot: Sendable {
@@ -39,9 +44,11 @@ public final class CAStore: Sendable {
     /// certificate lifetime the CA signs.
     public static let defaultGracePeriod: [AuthorityName: TimeInterval] = [.user: 24 * 3600, .target: 3600, .host: 30 * 86400, .recording: 0]
 
-    private init(root: String, audit: AuditLog, states: [AuthorityName: AuthorityState], keys: [String: SSHPrivateKey], revocations: RevocationsFile) {
+    private init(root: String, audit: any AuditSink, serials: SerialSource, states: [AuthorityName: AuthorityState], keys: [String: SSHPrivateKey],
+                 revocations: RevocationsFile) {
         self.root = root
         self.audit = audit
+        self.serials = serials
         current = Mutex(Snapshot(states: states, privateKeys: keys, revocations: revocations,
                                  recordingStateTime: Self.modificationTime("\(Self.authorityDir(root, .recording))/state.json")))
     }
@@ -56,7 +63,9 @@ public final class CAStore: Sendable {
 
     // MARK: Creating and opening
 
-    public static func initialize(at root: String, algorithm: SSHKeyAlgorithm = .ed25519, actor: String) throws -> CAStore {
+    /// Creates the store's keys and states under `root`. `audit` defaults to `root/audit.log`.
+    public static func initialize(at root: String, algorithm: SSHKeyAlgorithm = .ed25519, actor: String, audit sink: (any AuditSink)? = nil,
+                                  serials: SerialSource = .random) throws -> CAStore {
         if FileManager.default.fileExists(atPath: "\(root)/ca/user/state.json") {
             throw CAStoreError("\(root) already holds a CA store; use `gatehouse ca status` to see it")
         }
@@ -64,7 +73,7 @@ public final class CAStore: Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             chmod(dir, 0o700)
         }
-        let audit = try AuditLog(path: "\(root)/audit.log")
+        let audit = try sink ?? AuditLog(path: "\(root)/audit.log")
         for name in AuthorityName.allCases {
             let key = try SSHPrivateKey.generate(name == .recording ? .ed25519 : algorithm, comment: "gatehouse-\(name.rawValue)-ca")
             let stored = try writeKey(key, root: root, name: name, role: .active, activeFromMicros: Date().micros)
@@ -73,10 +82,11 @@ public final class CAStore: Sendable {
             try audit.append(AuditEvent(actor: actor, action: "ca.init", object: name.rawValue, outcome: .success,
                                         details: ["fingerprint": stored.fingerprint, "algorithm": stored.algorithm]))
         }
-        return try open(at: root)
+        return try open(at: root, audit: audit, serials: serials)
     }
 
-    public static func open(at root: String) throws -> CAStore {
+    /// Opens the store under `root`. `audit` defaults to `root/audit.log`.
+    public static func open(at root: String, audit sink: (any AuditSink)? = nil, serials: SerialSource = .random) throws -> CAStore {
         guard FileManager.default.fileExists(atPath: "\(root)/ca/user/state.json") else {
             throw CAStoreError("no CA store at \(root); create one with `gatehouse ca init --state \(root)`")
         }
@@ -109,7 +119,8 @@ public final class CAStore: Sendable {
             states[name] = state
         }
         let revocations = try RevocationsFile.load("\(root)/revocations.json")
-        return CAStore(root: root, audit: try AuditLog(path: "\(root)/audit.log"), states: states, keys: keys, revocations: revocations)
+        return CAStore(root: root, audit: try sink ?? AuditLog(path: "\(root)/audit.log"), serials: serials, states: states, keys: keys,
+                       revocations: revocations)
     }
 
     static func checkPrivate(_ path: String, isDirectory: Bool) throws {
@@ -203,7 +214,7 @@ public final class CAStore: Sendable {
     /// Re-reads the store from disk (after a rotation here or by another process), so trust
     /// follows rotation without a restart.
     public func reload() throws {
-        let fresh = try CAStore.open(at: root).snapshot
+        let fresh = try CAStore.open(at: root, audit: audit, serials: serials).snapshot
         current.withLock { $0 = fresh }
     }
 

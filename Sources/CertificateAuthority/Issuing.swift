@@ -4,11 +4,10 @@ import SSHCertificates
 
 extension CAStore {
     /// Signs `template` with the authority's signing key, assigning a serial, and audits it.
-    /// Serials are random, non-zero 64-bit numbers: no counter file can be lost or rolled back
-    /// by a crash, collisions are negligible, and revocation by serial works the same.
+    /// Serials come from the store's `serials` (see `SerialSource`).
     public func issue(_ name: AuthorityName, _ template: CertificateTemplate, actor: String, assignSerial: Bool = true) throws -> SSHCertificate {
         var t = template
-        if assignSerial { t.serial = UInt64.random(in: 1 ... .max) }
+        if assignSerial { t.serial = try serials.next() }
         let key = signingKey(name)
         let cert = try t.sign(with: key)
         try audit.append(AuditEvent(actor: actor, action: "cert.issue", object: "\(name.rawValue) certificate \"\(cert.keyID)\"", outcome: .success,
@@ -29,4 +28,17 @@ extension CAStore {
         }
         return details
     }
+}
+
+/// Where certificate serials come from.
+public struct SerialSource: Sendable {
+    public let next: @Sendable () throws -> UInt64
+
+    public init(_ next: @escaping @Sendable () throws -> UInt64) { self.next = next }
+
+    /// Random, non-zero 64-bit numbers: no counter file can be lost or rolled back by a crash,
+    /// collisions among one machine's certificates are negligible, and revocation by serial
+    /// works the same. Replicas take serials from one database sequence instead, unique by
+    /// construction.
+    public static let random = SerialSource { UInt64.random(in: 1 ... .max) }
 }

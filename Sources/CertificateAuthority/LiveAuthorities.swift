@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import SSHCertificates
 import Synchronization
@@ -18,9 +19,9 @@ public final class LiveAuthorities: Sendable {
     private let state: Mutex<State>
     public let root: String
 
-    public init(root: String) throws {
+    public init(root: String, audit: (any AuditSink)? = nil, serials: SerialSource = .random) throws {
         self.root = root
-        let store = try CAStore.open(at: root)
+        let store = try CAStore.open(at: root, audit: audit, serials: serials)
         state = Mutex(State(store: store, fingerprint: Self.fileTimes(root), revocations: store.revocationList()))
     }
 
@@ -76,5 +77,6 @@ public final class LiveAuthorities: Sendable {
         state.withLock { $0.store.signingKey(name) }
     }
 
-    public var auditPath: String { state.withLock { $0.store.audit.path } }
+    /// The chain the store audits into.
+    public var audit: any AuditSink { state.withLock { $0.store.audit } }
 }

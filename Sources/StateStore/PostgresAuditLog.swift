@@ -47,32 +47,33 @@ public final class PostgresAuditLog: Sendable {
         let time = AuditLog.timeText(now)
         let details = events.map { Self.detailsText($0.details) }
         return try await store.transaction(operation) { connection, logger in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.appendLockKey))", logger: logger)
-            var seq: UInt64 = 1
-            var prev = AuditLog.genesisHash
-            if let head = try await connection.rows("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", logger).first {
-                let (last, hash) = try head.decode((Int64, String).self)
-                seq = UInt64(last) + 1
-                prev = hash
-            }
-            var records: [AuditRecord] = []
-            var columns = Columns()
-            for (index, event) in events.enumerated() {
-                let record = AuditRecord(seq: seq, time: time, event: event, previousHash: prev)
-                let hash = AuditLog.lineHash(AuditLog.canonicalLine(record))
-                columns.add(record, details: details[index], hash: hash)
-                records.append(record)
-                prev = hash
-                seq += 1
-            }
-            try await connection.query("""
-                INSERT INTO audit_events (seq, time, actor, action, object, outcome, details, prev_hash, hash)
-                SELECT * FROM unnest(\(columns.seq)::bigint[], \(columns.time)::text[], \(columns.actor)::text[], \(columns.action)::text[],
-                                     \(columns.object)::text[], \(columns.outcome)::text[], \(columns.details)::text[],
-                                     \(columns.prev)::text[], \(columns.hash)::text[])
-                """, logger: logger)
+            try await connection.query(Self.lockStatement, logger: logger)
+            let head = try await connection.rows(Self.headStatement, logger).first.map { try $0.decode((Int64, String).self) }
+            let (records, columns) = Self.chain(events, after: head, time: time, details: details)
+            try await connection.query(columns.insertStatement, logger: logger)
             return records
         }
+    }
+
+    static let lockStatement: PostgresQuery = "SELECT pg_advisory_xact_lock(\(appendLockKey))"
+    static let headStatement: PostgresQuery = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+
+    /// The records `events` become after `head` (the last row's seq and hash; nil for an empty
+    /// chain), and their columns for one insert.
+    static func chain(_ events: [AuditEvent], after head: (Int64, String)?, time: String, details: [String]) -> ([AuditRecord], Columns) {
+        var seq: UInt64 = head.map { UInt64($0.0) + 1 } ?? 1
+        var prev = head?.1 ?? AuditLog.genesisHash
+        var records: [AuditRecord] = []
+        var columns = Columns()
+        for (index, event) in events.enumerated() {
+            let record = AuditRecord(seq: seq, time: time, event: event, previousHash: prev)
+            let hash = AuditLog.lineHash(AuditLog.canonicalLine(record))
+            columns.add(record, details: details[index], hash: hash)
+            records.append(record)
+            prev = hash
+            seq += 1
+        }
+        return (records, columns)
     }
 
     /// Replays the chain from seq 1, as `AuditLog.verify` does for the file: every seq present
@@ -176,6 +177,16 @@ public final class PostgresAuditLog: Sendable {
             seq.append(Int64(r.seq)); time.append(r.time); actor.append(r.event.actor); action.append(r.event.action)
             object.append(r.event.object); outcome.append(r.event.outcome.rawValue); details.append(text)
             prev.append(r.previousHash); hash.append(h)
+        }
+
+        /// The rows, bound as arrays and inserted with one `unnest`.
+        var insertStatement: PostgresQuery {
+            """
+            INSERT INTO audit_events (seq, time, actor, action, object, outcome, details, prev_hash, hash)
+            SELECT * FROM unnest(\(seq)::bigint[], \(time)::text[], \(actor)::text[], \(action)::text[],
+                                 \(object)::text[], \(outcome)::text[], \(details)::text[],
+                                 \(prev)::text[], \(hash)::text[])
+            """
         }
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+import NIOCore
+import NIOSSL
+import PostgresNIO
 
 /// Where the shared state lives: `store: {kind: postgres, url: …, tls: off|require}`.
 ///
@@ -22,6 +25,8 @@ public struct PostgresStoreConfiguration: Sendable, Equatable, CustomStringConve
     public var tls: TLSMode
     /// PEM file of the CA that signed the server's certificate (libpq's `sslrootcert`).
     public var rootCertificatePath: String?
+    /// Seals the CA files in the database; required by `serve` (not by `store migrate`).
+    public var keyEncryptionKey: KeyEncryptionKey?
 
     public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
                 tls: TLSMode = .off, rootCertificatePath: String? = nil) {
@@ -90,5 +95,39 @@ public struct PostgresStoreConfiguration: Sendable, Equatable, CustomStringConve
     /// The URL with the password masked: safe for logs and `gatehouse store` output.
     public var description: String {
         "postgres://\(username)\(password == nil ? "" : ":***")@\(endpoint) (tls \(tls.rawValue))"
+    }
+}
+
+extension PostgresStoreConfiguration {
+    /// The TLS settings a connection to this store uses (`tls: require` verifies the server's
+    /// certificate and name against the system roots or `sslrootcert`).
+    func tlsSettings() throws(StateStoreError) -> TLSConfiguration? {
+        guard tls == .require else { return nil }
+        var settings = TLSConfiguration.makeClientConfiguration()
+        settings.certificateVerification = .fullVerification
+        if let path = rootCertificatePath {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw StateStoreError(operation: "store configuration", endpoint: endpoint, kind: .configuration("cannot read the TLS root certificate \(path)"))
+            }
+            settings.trustRoots = .file(path)
+        }
+        return settings
+    }
+
+    /// One direct connection's settings (outside postgres-nio's pool).
+    func connectionConfiguration(connectTimeout: Duration) throws(StateStoreError) -> PostgresConnection.Configuration {
+        do {
+            var configuration = PostgresConnection.Configuration(
+                host: host, port: port, username: username, password: password, database: database,
+                tls: try tlsSettings().map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable)
+            configuration.options.connectTimeout = TimeAmount.nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
+                                                                          + connectTimeout.components.attoseconds / 1_000_000_000)
+            configuration.options.additionalStartupParameters = [("application_name", "gatehouse")]
+            return configuration
+        } catch let error as StateStoreError {
+            throw error
+        } catch {
+            throw StateStoreError(operation: "store configuration", endpoint: endpoint, kind: .configuration("TLS: \(error)"))
+        }
     }
 }

@@ -32,8 +32,9 @@ public enum Schema {
 
     public static var latestVersion: Int { migrations.last?.version ?? 0 }
 
-    public static let migrations: [SchemaMigration] = [
-        SchemaMigration(version: 1, name: "shared state: audit chain, serials, revocations, session budgets, jti cache", statements: [
+    public static let migrations: [SchemaMigration] = [initialMigration, sharedStateMigration]
+
+    static let initialMigration = SchemaMigration(version: 1, name: "shared state: audit chain, serials, revocations, session budgets, jti cache", statements: [
             // Text columns hold agents' and admins' strings verbatim only in UTF-8: refuse any
             // other server encoding here rather than fail on the first non-ASCII key id later.
             """
@@ -150,6 +151,5 @@ public enum Schema {
             )
             """,
             "CREATE INDEX token_jti_expires_at ON token_jti (expires_at)",
-        ]),
-    ]
+        ])
 }

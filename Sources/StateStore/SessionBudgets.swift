@@ -33,12 +33,7 @@ public final class SessionBudgets: Sendable {
         guard now < expiresAt else { return .expired }
         guard max >= 1 else { return .exhausted(used: 0) }
         let limit = Int32(clamping: max)
-        let taken = try await store.query(operation, """
-            INSERT INTO session_budgets AS b (key, max_sessions, used, expires_at) VALUES (\(key), \(limit), 1, \(expiresAt))
-            ON CONFLICT (key) DO UPDATE SET used = b.used + 1
-            WHERE b.used < b.max_sessions AND b.expires_at > \(now)
-            RETURNING used
-            """)
+        let taken = try await store.query(operation, Self.takeStatement(key: key, limit: limit, expiresAt: expiresAt, now: now))
         do {
             if let row = taken.first { return .granted(used: try row.decode(Int.self)) }
             let current = try await store.query(operation, "SELECT used, expires_at FROM session_budgets WHERE key = \(key)")
@@ -57,5 +52,15 @@ public final class SessionBudgets: Sendable {
     public func prune(now: Date = Date()) async throws(StateStoreError) -> Int {
         let rows = try await store.query("session budget prune", "WITH gone AS (DELETE FROM session_budgets WHERE expires_at <= \(now) RETURNING 1) SELECT count(*) FROM gone")
         do { return try rows.first?.decode(Int.self) ?? 0 } catch { throw StateStoreError.from(error, operation: "session budget prune", endpoint: store.endpoint) }
+    }
+
+    /// The atomic take: no row back means refused.
+    static func takeStatement(key: String, limit: Int32, expiresAt: Date, now: Date) -> PostgresQuery {
+        """
+        INSERT INTO session_budgets AS b (key, max_sessions, used, expires_at) VALUES (\(key), \(limit), 1, \(expiresAt))
+        ON CONFLICT (key) DO UPDATE SET used = b.used + 1
+        WHERE b.used < b.max_sessions AND b.expires_at > \(now)
+        RETURNING used
+        """
     }
 }

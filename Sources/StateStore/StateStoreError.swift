@@ -104,6 +104,9 @@ public struct StateStoreError: Error, CustomStringConvertible, Sendable, Equatab
             return StateStoreError(operation: operation, endpoint: endpoint,
                                    kind: .data("a column is not of the type this build expects (column \(error.columnName): \(error.code) decoding \(error.targetType) from \(error.postgresType))"))
         }
+        if let passed = error as? BlockingConnection.DeadlinePassed {
+            return StateStoreError(operation: operation, endpoint: endpoint, kind: .timeout(seconds: passed.seconds))
+        }
         if error is CancellationError {
             return StateStoreError(operation: operation, endpoint: endpoint, kind: .unreachable("the operation was cancelled"))
         }

@@ -10,6 +10,7 @@ import Yams
 ///       url: postgres://gatehouse@db.internal:5432/gatehouse
 ///       tls: require                             # off | require (may restate the URL's sslmode)
 ///       password_file: /etc/gatehouse/db-password  # optional; or a password in the URL
+///       key_encryption_key_file: /etc/gatehouse/kek  # 64 hex characters; or key_encryption_key_env: NAME
 ///
 /// Parsed here, by the module that owns the store, from the same file the bastion reads (which
 /// accepts `store` as a section another component parses, as it does `issuance`). Every mistake
@@ -61,7 +62,7 @@ public enum StoreConfiguration: Sendable, Equatable, CustomStringConvertible {
             try r.onlyKeys(m, ["kind"], section)
             return .local
         case "postgres":
-            try r.onlyKeys(m, ["kind", "url", "tls", "password_file"], section)
+            try r.onlyKeys(m, ["kind", "url", "tls", "password_file", "key_encryption_key_file", "key_encryption_key_env"], section)
             guard let urlNode = r.node(m, "url") else {
                 throw r.error(node, "\(section).url", "is required with kind: postgres (postgres://user@host:5432/database)")
             }
@@ -87,6 +88,22 @@ public enum StoreConfiguration: Sendable, Equatable, CustomStringConvertible {
                 }
                 do throws(StateStoreError) { configuration.password = try readPasswordFile(path) } catch {
                     throw r.error(fileNode, "\(section).password_file", error.message)
+                }
+            }
+            let keyFile = r.node(m, "key_encryption_key_file"), keyEnv = r.node(m, "key_encryption_key_env")
+            if let keyFile, keyEnv != nil {
+                throw r.error(keyFile, "\(section).key_encryption_key_file", "give the key-encryption key in one place: key_encryption_key_file or key_encryption_key_env")
+            }
+            if let keyFile {
+                let path = try r.string(keyFile, "\(section).key_encryption_key_file")
+                do throws(StateStoreError) { configuration.keyEncryptionKey = try KeyEncryptionKey.load(file: path) } catch {
+                    throw r.error(keyFile, "\(section).key_encryption_key_file", error.message)
+                }
+            }
+            if let keyEnv {
+                let name = try r.string(keyEnv, "\(section).key_encryption_key_env")
+                do throws(StateStoreError) { configuration.keyEncryptionKey = try KeyEncryptionKey.load(environment: name) } catch {
+                    throw r.error(keyEnv, "\(section).key_encryption_key_env", error.message)
                 }
             }
             return .postgres(configuration)

@@ -6,12 +6,38 @@ import Foundation
 import SSHCertificates
 import StateStore
 
-/// `--state DIR`, shared by every command that uses the CA store.
+/// `--state DIR` and `--config FILE`, shared by every command that uses the CA store.
+///
+/// With `--config` naming a file whose `store:` is `kind: postgres`, the CA store is the
+/// replicas' shared one: it is pulled into the state directory first, a change is published
+/// to every replica (under the store's publish lock), and the audit records go to the shared
+/// chain.
 struct StateOptions: ParsableArguments {
-    @Option(help: "The state directory holding the CA store and audit log.") var state: String = "./var/gatehouse"
+    @Option(name: .customLong("state"), help: "The state directory holding the CA store and audit log (default: the --config file's, else ./var/gatehouse).")
+    var stateOption: String?
+    @Option(name: .customLong("config"), help: "Configuration file: its state directory, and with `store: {kind: postgres}` the replicas' shared CA store.")
+    var config: String?
 
+    var state: String {
+        stateOption ?? config.flatMap { try? BastionConfiguration.load(file: $0).stateDirectory } ?? "./var/gatehouse"
+    }
+
+    /// The shared store of the --config file, or nil for the state directory's files.
+    func shared() throws -> SharedCAStore? {
+        guard let config, case .postgres(let database) = try StoreConfiguration.load(file: config) else { return nil }
+        return try SharedCAStore(configuration: database, stateDirectory: state)
+    }
+
+    /// The store to read from (pulled from the shared store first, with `--config`).
     func open() throws -> CAStore {
+        if let shared = try shared() { return try shared.open() }
         do { return try CAStore.open(at: state) } catch { throw CLIError("\(error)") }
+    }
+
+    /// Runs a change on the store; with a shared store, publishes it to every replica.
+    func change<T>(_ body: (CAStore) throws -> T) throws -> T {
+        guard let shared = try shared() else { return try body(try open()) }
+        return try shared.change(body)
     }
 }
 
@@ -34,7 +60,11 @@ struct CAInit: ParsableCommand {
     func run() throws {
         guard let algorithm = SSHKeyAlgorithm(shortName: algorithm) else { throw CLIError("--algorithm \"\(self.algorithm)\" is not one of ed25519, ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa") }
         let ca: CAStore
-        do { ca = try CAStore.initialize(at: store.state, algorithm: algorithm, actor: adminActor) } catch { throw CLIError("\(error)") }
+        if let shared = try store.shared() {
+            ca = try shared.initialize(algorithm: algorithm)
+        } else {
+            do { ca = try CAStore.initialize(at: store.state, algorithm: algorithm, actor: adminActor) } catch { throw CLIError("\(error)") }
+        }
         print("Created the CA store in \(store.state)")
         CAStatus.printStatus(ca)
     }
@@ -74,16 +104,18 @@ struct CARotate: ParsableCommand {
     @Flag(help: "Retire before the grace period has passed (invalidates certificates the old key signed).") var force = false
 
     func run() throws {
-        let ca = try store.open()
-        do {
-            if rollback {
-                try ca.rollback(authority, actor: adminActor)
-                print("\(authority.rawValue) CA rolled back; phase standby")
-            } else {
-                let phase = try ca.rotate(authority, actor: adminActor, force: force)
-                print("\(authority.rawValue) CA now in phase \(phase.rawValue)")
-            }
-        } catch { throw CLIError("\(error)") }
+        let ca = try store.change { ca in
+            do {
+                if rollback {
+                    try ca.rollback(authority, actor: adminActor)
+                    print("\(authority.rawValue) CA rolled back; phase standby")
+                } else {
+                    let phase = try ca.rotate(authority, actor: adminActor, force: force)
+                    print("\(authority.rawValue) CA now in phase \(phase.rawValue)")
+                }
+            } catch { throw CLIError("\(error)") }
+            return ca
+        }
         CAStatus.printStatus(ca)
     }
 }
@@ -129,10 +161,11 @@ struct CAImport: ParsableCommand {
     @Option(name: .customLong("private-key"), help: "An unencrypted OpenSSH private key file.") var privateKey: String
 
     func run() throws {
-        let ca = try store.open()
         let key: SSHPrivateKey
         do { key = try OpenSSHPrivateKeyFile.parse(try readFile(privateKey)) } catch let e as CLIError { throw e } catch { throw CLIError("\(privateKey): \(error)") }
-        do { try ca.importKey(key, as: authority, actor: adminActor) } catch { throw CLIError("\(error)") }
+        try store.change { ca in
+            do { try ca.importKey(key, as: authority, actor: adminActor) } catch { throw CLIError("\(error)") }
+        }
         print("Imported \(key.publicKey.fingerprint) as the \(authority.rawValue) CA signing key; the previous key stays trusted until `gatehouse ca rotate \(authority.rawValue)` retires it.")
     }
 }

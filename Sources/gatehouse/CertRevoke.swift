@@ -12,7 +12,6 @@ struct CertRevoke: ParsableCommand {
     @Option(help: "The CA the serial or key id belongs to.") var ca: AuthorityName?
 
     func run() throws {
-        let store = try self.store.open()
         let given = [serial != nil, keyID != nil, publicKey != nil].filter { $0 }.count
         guard given == 1 else { throw CLIError("give exactly one of --serial, --key-id, --public-key") }
         let revocation: CAStore.Revocation
@@ -26,7 +25,10 @@ struct CertRevoke: ParsableCommand {
                 throw CLIError("\(publicKey!): \(error)")
             }
         }
-        do { try store.revoke(revocation, actor: adminActor) } catch { throw CLIError("\(error)") }
-        print("Revoked; KRL version \(store.revocationList().version). Publish it with `gatehouse ca export krl -o FILE`.")
+        let version = try store.change { ca in
+            do { try ca.revoke(revocation, actor: adminActor) } catch { throw CLIError("\(error)") }
+            return ca.revocationList().version
+        }
+        print("Revoked; KRL version \(version)." + (store.config == nil ? " Publish it with `gatehouse ca export krl -o FILE`." : " Published to every replica."))
     }
 }

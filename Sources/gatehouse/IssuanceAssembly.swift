@@ -38,15 +38,20 @@ enum IssuanceAssembly {
     /// why it could not be), so "listening" is only printed when both listeners answer.
     /// `authorities` and `audit` are the bastion's own (one CA store, one audit chain per process);
     /// `metrics` is what `/metrics` serves.
-    static func start(configuration: IssuanceConfiguration, authorities: LiveAuthorities, audit: AuditLog, metrics: MetricsPage,
-                      taskPolicy: @escaping @Sendable () -> TaskPolicyView?, approvals: (any ApprovalStore)?, logger: Logger) throws -> String {
-        let verifier = TokenVerifier(issuers: configuration.issuers, source: { DiscoveryKeySource(issuer: $0, client: HTTPClient.shared) }, logger: logger)
+    /// `shared`: the replicas' store, for `jti` claims and serials (nil: this process's memory,
+    /// random serials).
+    static func start(configuration: IssuanceConfiguration, authorities: LiveAuthorities, audit: any AuditSink, metrics: MetricsPage,
+                      taskPolicy: @escaping @Sendable () -> TaskPolicyView?, approvals: (any ApprovalStore)?,
+                      shared: SharedStateAssembly? = nil, health: @escaping HealthSource, logger: Logger) throws -> String {
+        let verifier = TokenVerifier(issuers: configuration.issuers, source: { DiscoveryKeySource(issuer: $0, client: HTTPClient.shared) }, logger: logger,
+                                     replay: shared?.replayGuard)
         let issuer = CertificateIssuer(configuration: configuration, verifier: verifier, authority: LiveSigningAuthority(authorities),
-                                       audit: AuditBatcher(log: audit), taskPolicy: taskPolicy)
+                                       audit: AuditBatcher(log: audit), taskPolicy: taskPolicy,
+                                       serials: shared?.asyncSerials ?? { @Sendable in UInt64.random(in: 1 ... .max) })
         let bound = Mutex<Result<Int, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let decisions = approvals.map { ApprovalDecisions(issuer: issuer, store: $0) }
-        let app = try IssuanceServer.make(issuer: issuer, metrics: metrics, approvals: decisions, logger: logger) { port in
+        let app = try IssuanceServer.make(issuer: issuer, metrics: metrics, approvals: decisions, health: health, logger: logger) { port in
             bound.withLock { $0 = .success(port) }
             ready.signal()
         }

@@ -78,10 +78,15 @@ struct ServeCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "gatehouse")
-        if case .postgres = store {
-            logger.warning("store: kind postgres is checked at start only in this build; the audit log, CA keys, revocations, serials, budgets and approvals are still the state directory's files, not shared between replicas")
-        }
-        if !FileManager.default.fileExists(atPath: "\(configuration.stateDirectory)/ca/user/state.json") {
+        // With a shared store, the CA store, the audit chain, serials, budgets and the jti cache
+        // are the replicas' (approvals stay in the state directory in this build).
+        var shared: SharedStateAssembly?
+        if case .postgres(let database) = store {
+            let assembly = try SharedStateAssembly(configuration: database, stateDirectory: configuration.stateDirectory,
+                                                   replica: "replica \(ProcessInfo.processInfo.hostName) pid \(getpid())", logger: logger)
+            try assembly.prepareAuthorities(actor: "gatehouse serve (first replica)")
+            shared = assembly
+        } else if !FileManager.default.fileExists(atPath: "\(configuration.stateDirectory)/ca/user/state.json") {
             _ = try CAStore.initialize(at: configuration.stateDirectory, actor: "gatehouse serve (first start)")
             logger.notice("created a new CA store", metadata: ["state": "\(configuration.stateDirectory)"])
         }
@@ -90,7 +95,8 @@ struct ServeCommand: ParsableCommand {
             .merging(ApprovalMetrics.timerBuckets) { $1 })
         MetricsSystem.bootstrap(exporter.factory)
         let bastionMetrics = BastionMetrics()
-        let server = try BastionServer(configuration: configuration, logger: logger, metrics: bastionMetrics)
+        let server = try BastionServer(configuration: configuration, logger: logger, metrics: bastionMetrics, state: shared?.serverState)
+        shared?.start(authorities: server.context.authorities)
         server.context.record(AuditEvent(actor: "gatehouse", action: "server.start", object: "bastion", outcome: .success,
                                          details: ["listen": server.listenAddresses.map(\.description).joined(separator: ","),
                                                    "config": configuration.sourceFile ?? "(embedded defaults)", "pid": String(getpid())]))
@@ -159,7 +165,10 @@ struct ServeCommand: ParsableCommand {
                                                          // The live configuration: a SIGHUP reload changes what tasks may narrow to.
                                                          let live = context.configuration
                                                          return TaskPolicyView(policy: live.policy, targets: live.targets.values.map(\.descriptor))
-                                                     }, approvals: server.context.approvalStore, logger: logger)
+                                                     }, approvals: server.context.approvalStore,
+                                                     shared: shared, health: { [shared, recordings = configuration.recordingDirectory] in
+                                                         ReplicaHealth.report(store: shared?.health, recordingDirectory: recordings)
+                                                     }, logger: logger)
                 print("issuance: listening on \(url)")
             } catch {
                 throw CLIError("issuance listener on \(issuance.listenHost):\(issuance.listenPort): \(error)")

@@ -292,7 +292,7 @@ final class HostileTokenTests: XCTestCase {
         XCTAssertEqual(refused.event.outcome, .refused)
         XCTAssertEqual(refused.event.details["code"], "no_scopes")
         XCTAssertEqual(refused.event.details["claim.groups"], "[visitors]")
-        guard case .intact = try AuditLog.verify(path: h.store.audit.path) else { return XCTFail("the audit chain must stay intact under group commit") }
+        guard case .intact = try AuditLog.verify(path: h.store.audit.location) else { return XCTFail("the audit chain must stay intact under group commit") }
     }
 
     func testPublishedKeysKRLHealthAndMetrics() async throws {
@@ -309,7 +309,7 @@ final class HostileTokenTests: XCTestCase {
         let parsed = try KeyRevocationList(binary: krl.body)
         XCTAssertEqual(parsed.version, 1)
         let health = try await h.get("/healthz")
-        XCTAssertEqual(health.text, "ok\n")
+        XCTAssertEqual(health.text, "{\"status\":\"ok\",\"checks\":{}}\n")
         // The harness is shared by this class's tests, so count what these two requests add.
         let before = try PrometheusText(parsing: try await h.get("/metrics").text)
         _ = try await h.post(token: provider.token(provider.claims()), body: ["public_key": agentKey])

@@ -86,7 +86,7 @@ final class IssuanceHarness: @unchecked Sendable {
         return Answer(status: Int(response.status.code), headers: response.headers, body: Array(buffer: body))
     }
 
-    func auditRecords() throws -> [AuditRecord] { try AuditLog.records(path: store.audit.path) }
+    func auditRecords() throws -> [AuditRecord] { try AuditLog.records(path: store.audit.location) }
 }
 
 extension IssuanceConfiguration {

@@ -233,6 +233,16 @@ final class FrontConnection {
             return denied
         case .success(let credential):
             guard signed else { return Int32(SSH_AUTH_SUCCESS.rawValue) }
+            // A replica whose shared store is unreachable could not audit or count what this
+            // login would do: it is refused, and the client told why (OpenSSH prints the banner).
+            if let reason = context.loginGate() {
+                state.failures += 1
+                let refusal = Refusal(code: "store-unavailable", rule: "state-store", reason: "new logins are refused: \(reason)")
+                sendBanner("gatehouse: \(refusal.reason)\r\n")
+                audit("ssh.login", "target \"\(user)\"", refused: refusal,
+                      ["cert_key_id": credential.validated.certificate.keyID, "cert_serial": String(credential.validated.certificate.serial)])
+                return denied
+            }
             let validated = credential.validated
             let c = validated.certificate
             var details = ["principals": c.principals.joined(separator: ","), "scopes": validated.permissions.scopes.joined(separator: ","),
@@ -251,6 +261,13 @@ final class FrontConnection {
             admission.authenticated()
             return Int32(SSH_AUTH_SUCCESS.rawValue)
         }
+    }
+
+    /// SSH_MSG_USERAUTH_BANNER: text the client shows before authentication ends.
+    func sendBanner(_ text: String) {
+        guard let banner = ssh_string_from_char(text) else { return }
+        defer { ssh_string_free(banner) }
+        _ = ssh_send_issue_banner(session, banner)
     }
 
     /// The whole OpenSSH rule set against the live CA store, now, and the task narrowing compiled.

@@ -21,8 +21,8 @@ public final class BastionServer: Sendable {
     }
 
     public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
-                metrics: BastionMetrics = BastionMetrics()) throws {
-        context = try ServerContext(configuration: configuration, logger: logger, observer: observer, metrics: metrics)
+                metrics: BastionMetrics = BastionMetrics(), state: ServerState? = nil) throws {
+        context = try ServerContext(configuration: configuration, logger: logger, observer: observer, metrics: metrics, state: state)
         hostKeys = try HostKeys.loadOrGenerate(directory: configuration.hostKeyDirectory)
         try FileManager.default.createDirectory(atPath: configuration.recordingDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])

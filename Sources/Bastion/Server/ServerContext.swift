@@ -12,7 +12,9 @@ import Synchronization
 public final class ServerContext: Sendable {
     private let current: Mutex<BastionConfiguration>
     public let authorities: LiveAuthorities
-    public let audit: AuditLog
+    public let audit: any AuditSink
+    /// Why new logins are refused right now (the shared store is down), or nil.
+    public let loginGate: @Sendable () -> String?
     public let logger: Logger
     public let signatureCache = VerifiedSignatureCache()
     public let admission: AdmissionControl
@@ -28,15 +30,17 @@ public final class ServerContext: Sendable {
     private let approvalAudit: ApprovalAuditSink
 
     public init(configuration: BastionConfiguration, logger: Logger, observer: (any SessionObserver)? = nil,
-                metrics: BastionMetrics = BastionMetrics()) throws {
+                metrics: BastionMetrics = BastionMetrics(), state: ServerState? = nil) throws {
+        let state = try state ?? ServerState.local(stateDirectory: configuration.stateDirectory)
         current = Mutex(configuration)
-        authorities = try LiveAuthorities(root: configuration.stateDirectory)
-        audit = try AuditLog(path: "\(configuration.stateDirectory)/audit.log")
+        audit = state.audit
+        loginGate = state.loginGate
+        authorities = try LiveAuthorities(root: configuration.stateDirectory, audit: state.audit, serials: state.serials)
         self.logger = logger
         admission = AdmissionControl(limits: configuration.limits, metrics: metrics)
         self.observer = MetricsSessionObserver(metrics: metrics, next: observer)
         self.metrics = metrics
-        sessionBudgets = SessionBudgetLedger(directory: "\(configuration.stateDirectory)/session-budgets")
+        sessionBudgets = state.sessionBudgets
         // Every transition is in the audit chain before the store acts on it: a failed write
         // fails the transition (nothing is released that the log does not show).
         let auditLog = audit

@@ -18,7 +18,8 @@ public struct IssuanceRequestContext: RequestContext {
 
 /// The HTTP surface: `POST /v1/certificates`, the CA keys, the KRL, health and metrics.
 public enum IssuanceRoutes {
-    public static func router(issuer: CertificateIssuer, metrics: MetricsPage, approvals: ApprovalDecisions? = nil) -> Router<IssuanceRequestContext> {
+    public static func router(issuer: CertificateIssuer, metrics: MetricsPage, approvals: ApprovalDecisions? = nil,
+                              health: @escaping HealthSource = { HealthReport() }) -> Router<IssuanceRequestContext> {
         let router = Router(context: IssuanceRequestContext.self)
         if let approvals {
             router.post("/v1/approvals/:id/decision") { request, context -> Response in
@@ -69,7 +70,11 @@ public enum IssuanceRoutes {
             let bytes = issuer.authority.revocationList().serialized()
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
-        router.get("/healthz") { _, _ -> Response in text("ok\n") }
+        router.get("/healthz") { _, _ -> Response in
+            let report = await health()
+            return Response(status: report.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: report.json)))
+        }
         router.get("/metrics") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: metrics.contentType, .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }

@@ -15,7 +15,8 @@ public enum IssuanceServer {
 
     /// The application, ready for `runService`. `metrics` is what `/metrics` serves; `onRunning`
     /// gets the bound port (useful with port 0).
-    public static func make(issuer: CertificateIssuer, metrics: MetricsPage, approvals: ApprovalDecisions? = nil, logger: Logger, port: Int? = nil,
+    public static func make(issuer: CertificateIssuer, metrics: MetricsPage, approvals: ApprovalDecisions? = nil, health: @escaping HealthSource = { HealthReport() },
+                            logger: Logger, port: Int? = nil,
                             onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let c = issuer.configuration
         let http1 = HTTPServerBuilder.http1(configuration: .init(
@@ -32,7 +33,7 @@ public enum IssuanceServer {
             }
             server = http1
         }
-        return Application(router: IssuanceRoutes.router(issuer: issuer, metrics: metrics, approvals: approvals), server: server,
+        return Application(router: IssuanceRoutes.router(issuer: issuer, metrics: metrics, approvals: approvals, health: health), server: server,
                            configuration: .init(address: .hostname(c.listenHost, port: port ?? c.listenPort), serverName: nil),
                            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }

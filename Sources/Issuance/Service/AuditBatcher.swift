@@ -1,5 +1,6 @@
 import Audit
 import Dispatch
+import Foundation
 import Synchronization
 
 /// Audits issuance decisions with group commit. Every request still waits until its own record
@@ -8,11 +9,11 @@ import Synchronization
 /// Writes run on a dispatch queue, not on Swift's cooperative pool (2 threads on 2 cores) where
 /// a blocking fsync would stall every other request.
 public final class AuditBatcher: Sendable {
-    public let log: AuditLog
+    public let log: any AuditSink
     private let pending = Mutex<(items: [(AuditEvent, CheckedContinuation<Bool, Never>)], draining: Bool)>(([], false))
     private let queue = DispatchQueue(label: "gatehouse.issuance.audit")
 
-    public init(log: AuditLog) { self.log = log }
+    public init(log: any AuditSink) { self.log = log }
 
     /// Appends `event`; true once it is durable, false if the log could not be written.
     public func record(_ event: AuditEvent) async -> Bool {
@@ -36,7 +37,7 @@ public final class AuditBatcher: Sendable {
                 return items
             }
             if batch.isEmpty { return }
-            let ok = (try? log.append(contentsOf: batch.map(\.0))) != nil
+            let ok = (try? log.append(contentsOf: batch.map(\.0), now: Date())) != nil
             for (_, c) in batch { c.resume(returning: ok) }
         }
     }

@@ -22,11 +22,15 @@ public final class CertificateIssuer: Sendable {
     /// The bastion's live scopes and targets, which task narrowing is checked against (nil: a
     /// standalone issuer, which refuses `targets` and `commands`).
     let taskPolicy: @Sendable () -> TaskPolicyView?
+    /// Where serials come from: random 64-bit numbers, or the shared store's sequence.
+    let serials: @Sendable () async throws -> UInt64
 
     public init(configuration: IssuanceConfiguration, verifier: TokenVerifier, authority: any SigningAuthority, audit: AuditBatcher,
                 metrics: IssuanceMetrics = IssuanceMetrics(), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
-                taskPolicy: @escaping @Sendable () -> TaskPolicyView? = { nil }) {
+                taskPolicy: @escaping @Sendable () -> TaskPolicyView? = { nil },
+                serials: @escaping @Sendable () async throws -> UInt64 = { UInt64.random(in: 1 ... .max) }) {
         self.taskPolicy = taskPolicy
+        self.serials = serials
         self.configuration = configuration
         self.verifier = verifier
         self.authority = authority
@@ -120,7 +124,11 @@ public final class CertificateIssuer: Sendable {
         if let context { extensions.append(CertificateOption(name: CertificateExtension.context, value: context)) }
         extensions += TaskExtensions.options(narrowed.task)
         let (after, before) = CertificateTemplate.validFor(lifetime, from: UInt64(now))
-        let template = CertificateTemplate(key: request.publicKey, type: .user, serial: UInt64.random(in: 1 ... .max), keyID: grant.keyID,
+        let serial: UInt64
+        do { serial = try await serials() } catch {
+            return await refuse(Refusal(.storeUnavailable, check: "serial", "no certificate serial could be taken: \(error)"))
+        }
+        let template = CertificateTemplate(key: request.publicKey, type: .user, serial: serial, keyID: grant.keyID,
                                            principals: grant.principals, validAfter: after, validBefore: before, extensions: extensions)
         let certificate: SSHCertificate
         let caKey: SSHPrivateKey

@@ -1,9 +1,24 @@
 import Synchronization
 
+/// Where used `jti`s are remembered: this process's memory on a single machine, or the shared
+/// store, so a token used on one replica is a replay on every other.
+public protocol TokenReplayGuard: Sendable {
+    /// `.first` the first time `(issuer, jti)` is seen before `expiry` (Unix seconds).
+    func claim(issuer: String, jti: String, expiry: UInt64, now: UInt64) async -> ReplayClaim
+}
+
+public enum ReplayClaim: Sendable, Equatable {
+    case first
+    case replayed
+    /// The claim could not be made (the shared store is unreachable): the token is refused,
+    /// never accepted unchecked.
+    case unavailable(String)
+}
+
 /// `jti`s already used, kept until their token would have expired anyway. Bounded: when full
 /// of live entries new tokens are refused rather than old ones forgotten (forgetting would
 /// re-open replay).
-final class ReplayCache: Sendable {
+final class ReplayCache: TokenReplayGuard {
     static let capacity = 1_000_000
     private let seen = Mutex([String: UInt64]())
 
@@ -17,5 +32,9 @@ final class ReplayCache: Sendable {
             s[key] = expiry
             return true
         }
+    }
+
+    func claim(issuer: String, jti: String, expiry: UInt64, now: UInt64) async -> ReplayClaim {
+        firstUse(issuer: issuer, jti: jti, expiry: expiry, now: now) ? .first : .replayed
     }
 }

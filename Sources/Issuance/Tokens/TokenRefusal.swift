@@ -29,6 +29,8 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
         case rateLimited = "rate_limited"
         // 500: our side failed (signing, audit).
         case internalError = "internal_error"
+        // 503: the shared state store cannot be reached; another replica may answer.
+        case storeUnavailable = "store_unavailable"
     }
 
     public let code: Code
@@ -51,7 +53,7 @@ public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
         case .noScopes, .notGranted: return 403
         case .tooLarge: return 413
         case .rateLimited: return 429
-        case .keysUnavailable: return 503
+        case .keysUnavailable, .storeUnavailable: return 503
         case .internalError: return 500
         default: return 401
         }

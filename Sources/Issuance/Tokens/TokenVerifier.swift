@@ -24,9 +24,11 @@ public final class TokenVerifier: Sendable {
     }
 
     let issuers: [String: Issuer]
-    let replay = ReplayCache()
+    let replay: any TokenReplayGuard
 
-    public init(issuers: [IssuerConfiguration], source: (IssuerConfiguration) -> any KeySetSource, logger: Logger) {
+    /// `replay` remembers used `jti`s (default: this process's memory).
+    public init(issuers: [IssuerConfiguration], source: (IssuerConfiguration) -> any KeySetSource, logger: Logger, replay: (any TokenReplayGuard)? = nil) {
+        self.replay = replay ?? ReplayCache()
         var map: [String: Issuer] = [:]
         for i in issuers {
             map[i.issuer] = Issuer(configuration: i,
@@ -79,8 +81,12 @@ public final class TokenVerifier: Sendable {
         }
         let verified = VerifiedToken(issuer: c, header: jws.header, claims: jws.claims)
         if c.jtiReplay, let jti = verified.tokenID {
-            if !replay.firstUse(issuer: c.issuer, jti: jti, expiry: verified.expiry + c.skewSeconds, now: now) {
+            switch await replay.claim(issuer: c.issuer, jti: jti, expiry: verified.expiry + c.skewSeconds, now: now) {
+            case .first: break
+            case .replayed:
                 return .failure(Refusal(.tokenReplayed, check: "jti", "token \"\(jti)\" was already used; this issuer's tokens are single-use"))
+            case .unavailable(let why):
+                return .failure(Refusal(.storeUnavailable, check: "jti", "the token's single use cannot be checked: \(why)"))
             }
         }
         return .success(verified)
