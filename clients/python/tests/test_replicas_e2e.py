@@ -206,6 +206,7 @@ async def test_kill_9_mid_stream(cluster, tmp_path):
         except (asyncssh.Error, OSError, asyncio.TimeoutError):
             await asyncio.sleep(0.05)
     assert ok_after is not None, "no connection through haproxy succeeded within 5 s of kill -9"
+    print(f"\nfirst session through haproxy after kill -9: {ok_after:.2f} s")
     # ...and keep succeeding: haproxy took the dead replica out of the rotation.
     R.wait_until(lambda: c.haproxy.server_states().get(f"r{victim.index}") not in ("UP", None), 5,
                  "haproxy to mark the killed replica down")
@@ -245,6 +246,7 @@ async def test_revocation_and_ca_rotation_reach_every_replica(cluster):
             break
     elapsed = time.monotonic() - revoked_at
     assert refused is not None and elapsed <= 1.0, f"replica 3 still accepted the revoked certificate {elapsed:.2f} s after the revocation"
+    print(f"\nrevoked on replica 1, refused on replica 3 after {elapsed:.2f} s")
     for r in (r1, r2):
         assert await login_refused(c, r.ssh_port, key) is not None, f"replica {r.index} accepted a revoked certificate"
 
@@ -372,9 +374,14 @@ async def test_database_down_refuses_new_logins_keeps_live_sessions_and_recovers
                                           " ".join(Path(f"{key}.pub").read_text().split()[:2]))
         assert status == 503, (status, body)
         assert "store" in json.dumps(body).lower(), body
-        # SSH logins are refused (directly on a replica: haproxy has none in rotation).
+        # SSH logins are refused (directly on a replica: haproxy has none in rotation), and the
+        # client is told why before authentication ends (SSH_MSG_USERAUTH_BANNER, which
+        # OpenSSH prints): a sentence naming the store.
         for r in c.replicas:
-            assert await login_refused(c, r.ssh_port, key) is not None, f"replica {r.index} let a login in with its store down"
+            refused = await login_refused(c, r.ssh_port, key)
+            assert refused is not None, f"replica {r.index} let a login in with its store down"
+            assert "gatehouse:" in refused and "store" in refused.lower(), f"replica {r.index}'s refusal: {refused!r}"
+        print(f"\nlogin refused with the store down: {refused!r}")
 
         # The live session goes on.
         await say("during")
