@@ -193,10 +193,19 @@ async def latency_run(port: int, user: str, key: Path, known_hosts: Path, n: int
 STATEMENT = re.compile(r"LOG:  (statement|execute [^:]*):")
 
 
-def statements_logged(c: R.Cluster, since: int) -> int:
+def statements_logged(c: R.Cluster, since: int, kinds: dict | None = None) -> int:
+    """Statements logged since byte `since`; `kinds` counts them by their first words."""
+    n = 0
     with open(c.postgres.log, "rb") as f:
         f.seek(since)
-        return sum(1 for line in f.read().decode(errors="replace").splitlines() if STATEMENT.search(line))
+        for line in f.read().decode(errors="replace").splitlines():
+            m = STATEMENT.search(line)
+            if m:
+                n += 1
+                if kinds is not None:
+                    text = " ".join(line[m.end():].split()[:4])[:48]
+                    kinds[text] = kinds.get(text, 0) + 1
+    return n
 
 
 def round_trips(c: R.Cluster, work: Path, issuances: int = 200, sessions: int = 40) -> dict:
@@ -226,7 +235,8 @@ def round_trips(c: R.Cluster, work: Path, issuances: int = 200, sessions: int = 
             assert status == 200, body
         time.sleep(0.3)  # let the server flush its log lines
         elapsed = time.monotonic() - t
-        per_issuance = (statements_logged(c, off) - background * elapsed) / issuances
+        issuance_kinds: dict = {}
+        per_issuance = (statements_logged(c, off, issuance_kinds) - background * elapsed) / issuances
         Path(f"{key}-cert.pub").write_text(body["certificate"] + "\n")
 
         async def logins():
@@ -240,9 +250,14 @@ def round_trips(c: R.Cluster, work: Path, issuances: int = 200, sessions: int = 
         asyncio.run(logins())
         time.sleep(0.5)  # the session's end is audited after the client has gone
         elapsed = time.monotonic() - t
-        per_session = (statements_logged(c, off) - background * elapsed) / sessions
+        session_kinds: dict = {}
+        per_session = (statements_logged(c, off, session_kinds) - background * elapsed) / sessions
+
+        def top(kinds: dict, n: int) -> dict:
+            return {k: round(v / n, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:10]}
         return {"background_per_s": background, "per_issuance": per_issuance, "per_session": per_session,
-                "issuances": issuances, "sessions": sessions}
+                "issuances": issuances, "sessions": sessions,
+                "issuance_statements": top(issuance_kinds, issuances), "session_statements": top(session_kinds, sessions)}
     finally:
         pg.psql("ALTER SYSTEM RESET log_statement")
         pg.psql("SELECT pg_reload_conf()")
