@@ -419,6 +419,26 @@ def shipping_cluster(tmp_path_factory):
     c.stop()
 
 
+def started_recordings(c: R.Cluster, after_seq: int, n: int, timeout: float = 15) -> list[tuple[R.Replica, str]]:
+    """(replica, recording id) of the first `n` sessions started after audit seq `after_seq`,
+    from the shared chain's `session.start` records (their `recording` is the local path,
+    under the recording replica's directory). Read from the database, not the directories:
+    the shipper may have shipped and deleted a local file before the test looks."""
+    def rows():
+        out = c.postgres.psql("SELECT details::jsonb->>'recording' FROM audit_events WHERE action = 'session.start' "
+                              f"AND outcome = 'success' AND seq > {after_seq} ORDER BY seq").split()
+        return out if len(out) >= n else None
+    found = []
+    for path in R.wait_until(rows, timeout, f"{n} session.start records in the audit chain")[:n]:
+        replica = next(r for r in c.replicas if Path(path).is_relative_to(r.recordings))
+        found.append((replica, Path(path).name.removesuffix(".ghrec")))
+    return found
+
+
+def audit_head(c: R.Cluster) -> int:
+    return int(c.postgres.psql("SELECT coalesce(max(seq), 0) FROM audit_events"))
+
+
 async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping_cluster, tmp_path):
     """Every recording ends up in the bucket (and the local copy goes once it is there) and
     verifies from the bucket's copy; a replica killed mid-stream leaves an unfinished
@@ -426,13 +446,14 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
     agent received."""
     c = shipping_cluster
     key, _ = keypair(c, "shipped")
-    sessions: dict[int, set[str]] = {r.index: set() for r in c.replicas}
+    head = audit_head(c)
     for i in range(6):
-        before = recordings_by_replica(c)
         r = await run_once(c, c.haproxy.ssh_port, key, f"echo shipped {i}")
         assert r.exit_status == 0
-        for idx, names in recordings_by_replica(c).items():
-            sessions[idx] |= {n.removesuffix(".ghrec") for n in names - before[idx]}
+    started = started_recordings(c, head, 6)
+    sessions: dict[int, set[str]] = {r.index: set() for r in c.replicas}
+    for replica, rid in started:
+        sessions[replica.index].add(rid)
     assert all(sessions.values()), f"sessions per replica: {sessions}"
 
     def in_bucket(recording_id: str) -> bool:
@@ -440,7 +461,7 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
 
     every = {rid for ids in sessions.values() for rid in ids}
     R.wait_until(lambda: all(in_bucket(rid) for rid in every), 60, "every finished recording in the bucket", interval=0.5)
-    R.wait_until(lambda: not any(r.recording_files() for r in c.replicas), 30,
+    R.wait_until(lambda: not any(f"{rid}.ghrec" in {p.name for p in r.recording_files()} for r in c.replicas for rid in every), 30,
                  "the local copies to be deleted once their objects are verified", interval=0.5)
 
     def download(idx: int, ids: set[str]) -> Path:
@@ -456,9 +477,10 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
         d = download(idx, ids)
         v = c.gh("verify", "--recordings", d, "--state", c.replicas[idx - 1].state, "--all", "--no-recover", check=False)
         assert v.returncode == 0, v.stdout + v.stderr
+        assert len(list(d.glob("*.ghrec"))) == len(ids)
 
     # kill -9 mid-stream: the dead replica's recording is recovered and shipped by a live one.
-    before = recordings_by_replica(c)
+    head = audit_head(c)
     conn = await connect(c, c.haproxy.ssh_port, key)
     proc = await conn.create_process("bash -s", encoding=None)
     proc.stdin.write(STREAM_SCRIPT)
@@ -467,10 +489,9 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
         chunk = await asyncio.wait_for(proc.stdout.read(65536), 20)
         assert chunk
         received += chunk
-    new = {i: n - before[i] for i, n in recordings_by_replica(c).items()}
-    victim = next(r for r in c.replicas if new[r.index])
-    recording_id = next(iter(new[victim.index])).removesuffix(".ghrec")
+    [(victim, recording_id)] = started_recordings(c, head, 1)
     victim.kill9()
+    killed_at = time.monotonic()
     try:
         while chunk := await asyncio.wait_for(proc.stdout.read(65536), 20):
             received += chunk
@@ -478,6 +499,7 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
         pass
     conn.abort()
     R.wait_until(lambda: in_bucket(recording_id), 120, "the killed replica's recording in the bucket (2 minutes)", interval=1)
+    print(f"\nthe killed replica's recording was in the bucket {time.monotonic() - killed_at:.1f} s after kill -9")
     d = download(victim.index, {recording_id})
     v = c.gh("verify", "--recordings", d, "--state", victim.state, recording_id, "--no-recover", check=False)
     assert v.returncode == 0, v.stdout + v.stderr
