@@ -701,8 +701,12 @@ def start_cluster(directory: Path, gatehouse: str, replicas: int = 3, store: str
         hp_ssh, hp_issuance = free_port(), free_port()
         s3 = None
         if recordings_store:
-            # The shape of recordings_store as issue 16 names it (kind, endpoint, bucket, region,
-            # prefix, credentials); credentials as the S3 client's SigV4Credentials fields.
+            # recordings_store as issue 16 names it (kind, endpoint, bucket, region, prefix,
+            # credentials); the secret from a file; each replica its own replica_id (the
+            # default, the host name, is one name for all three on this machine).
+            secret = directory / "s3-secret"
+            secret.write_text(Moto.secret_key + "\n")
+            os.chmod(secret, 0o600)
             s3 = f"""\
 recordings_store:
   kind: s3
@@ -710,10 +714,11 @@ recordings_store:
   bucket: {c.moto.bucket}
   region: {c.moto.region}
   prefix: recordings/
-  credentials: {{access_key_id: {Moto.access_key}, secret_access_key: {Moto.secret_key}}}
+  credentials: {{access_key_id: {Moto.access_key}, secret_access_key_file: {secret}}}
+  replica_id: replica@INDEX@
 """
         for r in c.replicas:
-            r.config.write_text(replica_yaml(c, r, s3, log_level, hp_ssh))
+            r.config.write_text(replica_yaml(c, r, s3.replace("@INDEX@", str(r.index)) if s3 else None, log_level, hp_ssh))
         if store == "postgres":
             c.gh("store", "migrate", "--config", c.config)
         else:

@@ -474,10 +474,15 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
         return d
 
     for idx, ids in sessions.items():
+        # Verified from the bucket twice: by Gatehouse reading the bucket itself (`verify
+        # --config`), and on the objects as fetched with boto3 (independent of its reader).
+        for rid in ids:
+            v = c.gh("verify", "--config", c.replicas[idx % 3].config, rid, check=False)
+            assert v.returncode == 0, v.stdout + v.stderr
         d = download(idx, ids)
+        assert len(list(d.glob("*.ghrec"))) == len(ids)
         v = c.gh("verify", "--recordings", d, "--state", c.replicas[idx - 1].state, "--all", "--no-recover", check=False)
         assert v.returncode == 0, v.stdout + v.stderr
-        assert len(list(d.glob("*.ghrec"))) == len(ids)
 
     # kill -9 mid-stream: the dead replica's recording is recovered and shipped by a live one.
     head = audit_head(c)
@@ -500,6 +505,9 @@ async def test_recordings_shipped_to_the_bucket_and_verified_from_there(shipping
     conn.abort()
     R.wait_until(lambda: in_bucket(recording_id), 120, "the killed replica's recording in the bucket (2 minutes)", interval=1)
     print(f"\nthe killed replica's recording was in the bucket {time.monotonic() - killed_at:.1f} s after kill -9")
+    live = next(r for r in c.replicas if r.alive())
+    v = c.gh("verify", "--config", live.config, recording_id, check=False)
+    assert v.returncode == 0, v.stdout + v.stderr
     d = download(victim.index, {recording_id})
     v = c.gh("verify", "--recordings", d, "--state", victim.state, recording_id, "--no-recover", check=False)
     assert v.returncode == 0, v.stdout + v.stderr
