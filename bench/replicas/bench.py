@@ -166,28 +166,6 @@ def sessions_run(c: R.Cluster, argv: list[str], duration: int, concurrency: int 
             "xact_per_op": (x1 - x0) / max(ok, 1) if (c.postgres and include_db) else None}
 
 
-# ---------------------------------------------------------------- login latency (sequential)
-
-async def latency_run(port: int, user: str, key: Path, known_hosts: Path, n: int) -> dict:
-    import asyncssh
-
-    keys = [(asyncssh.read_private_key(str(key)), asyncssh.read_certificate(f"{key}-cert.pub"))]
-    login, session = [], []
-    for i in range(n + 5):
-        t0 = time.perf_counter()
-        conn = await asyncssh.connect("127.0.0.1", port, username=user, client_keys=keys, known_hosts=str(known_hosts))
-        t1 = time.perf_counter()
-        r = await conn.run("true", check=True)
-        conn.close()
-        await conn.wait_closed()
-        t2 = time.perf_counter()
-        if i >= 5:  # 5 warm-up logins
-            login.append(1000 * (t1 - t0))
-            session.append(1000 * (t2 - t0))
-    return {"login_ms": {"p50": statistics.median(login), "p95": pct(login, 0.95)},
-            "login_and_true_ms": {"p50": statistics.median(session), "p95": pct(session, 0.95)}, "n": n}
-
-
 # ---------------------------------------------------------------- round trips (postgres only)
 
 STATEMENT = re.compile(r"LOG:  (statement|execute [^:]*):")
@@ -263,6 +241,75 @@ def round_trips(c: R.Cluster, work: Path, issuances: int = 200, sessions: int = 
         pg.psql("SELECT pg_reload_conf()")
 
 
+def sshd_client(c: R.Cluster, d: Path) -> tuple[Path, Path]:
+    """OpenSSH's sshd (the cluster's target), directly: a user certificate from a CA of our
+    own that the target trusts; returns (key, known_hosts)."""
+    ca = d / "bench_user_ca"
+    R.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ca])
+    skey = d / "sshd-key"
+    R.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", skey])
+    R.run(["ssh-keygen", "-q", "-s", ca, "-I", "bench", "-n", c.target.login, "-V", "-5m:+1h", f"{skey}.pub"])
+    c.target.trust(c.target_ca_keys() | {" ".join(Path(f"{ca}.pub").read_text().split()[:2])})
+    kh = d / "sshd_known_hosts"
+    kh.write_text(f"[127.0.0.1]:{c.target.port} {c.target.host_key}\n")
+    return skey, kh
+
+
+def latency_interleaved(gh: str, work: Path, n: int) -> dict:
+    """The database's cost on a login: one replica with store local and one with store
+    postgres (each its own target), and OpenSSH's sshd, logged into in turn (the order
+    rotated each round) so that whatever else loads the machine loads all three alike.
+    `login`: TCP connect to authenticated (asyncssh.connect returning); `login + true`: that,
+    `true` run on the target through the bastion, and the connection closed."""
+    import asyncssh
+
+    local = R.start_cluster(work / "lat-local", gh, replicas=1, store="local", log_level="error")
+    try:
+        pg = R.start_cluster(work / "lat-postgres", gh, replicas=1, store="postgres", log_level="error")
+    except Exception:
+        local.stop()
+        raise
+    try:
+        paths = {}
+        for name, c in (("local", local), ("postgres", pg)):
+            key = c.directory / "lat-key"
+            c.issue(key, ttl=3600)
+            paths[name] = (c.replicas[0].ssh_port, "web-01", key, c.known_hosts)
+        skey, kh = sshd_client(local, local.directory)
+        paths["sshd"] = (local.target.port, local.target.login, skey, kh)
+
+        async def go():
+            keys = {k: [(asyncssh.read_private_key(str(v[2])), asyncssh.read_certificate(f"{v[2]}-cert.pub"))] for k, v in paths.items()}
+            samples = {k: {"login": [], "total": []} for k in paths}
+            names = list(paths)
+            for i in range(n + 5):
+                for name in names[i % 3:] + names[:i % 3]:
+                    port, user, _, known = paths[name]
+                    t0 = time.perf_counter()
+                    conn = await asyncssh.connect("127.0.0.1", port, username=user, client_keys=keys[name], known_hosts=str(known))
+                    t1 = time.perf_counter()
+                    await conn.run("true", check=True)
+                    conn.close()
+                    await conn.wait_closed()
+                    t2 = time.perf_counter()
+                    if i >= 5:
+                        samples[name]["login"].append(1000 * (t1 - t0))
+                        samples[name]["total"].append(1000 * (t2 - t0))
+            return samples
+
+        samples = asyncio.run(go())
+        out = {"n": n}
+        for name, v in samples.items():
+            out[name] = {k: {"p50": statistics.median(x), "p95": pct(x, 0.95)} for k, x in v.items()}
+        for k in ("login", "total"):
+            diffs = [b - a for a, b in zip(samples["local"][k], samples["postgres"][k])]
+            out[f"postgres_minus_local_{k}"] = {"p50": statistics.median(diffs), "p95": pct(diffs, 0.95)}
+        return out
+    finally:
+        pg.stop()
+        local.stop()
+
+
 # ---------------------------------------------------------------- one configuration
 
 def bench_config(gh: str, store: str, n: int, duration: int, work: Path, with_sshd: bool) -> dict:
@@ -278,23 +325,11 @@ def bench_config(gh: str, store: str, n: int, duration: int, work: Path, with_ss
         key = d / "sess-key"
         c.issue(key, ttl=3600)
         res["sessions"] = sessions_run(c, ssh_argv(key, c.known_hosts, "web-01", c.haproxy.ssh_port), duration)
-        if n == 1:
-            res["latency_direct"] = asyncio.run(latency_run(c.replicas[0].ssh_port, "web-01", key, c.known_hosts, 100))
         if store == "postgres":
             res["round_trips"] = round_trips(c, d)
         if with_sshd:
-            # OpenSSH's sshd, the same machine and clients: a user certificate from a CA of
-            # our own that the target trusts, `ssh login@sshd true` directly.
-            ca = d / "bench_user_ca"
-            R.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ca])
-            skey = d / "sshd-key"
-            R.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", skey])
-            R.run(["ssh-keygen", "-q", "-s", ca, "-I", "bench", "-n", c.target.login, "-V", "-5m:+1h", f"{skey}.pub"])
-            c.target.trust(c.target_ca_keys() | {" ".join(Path(f"{ca}.pub").read_text().split()[:2])})
-            kh = d / "sshd_known_hosts"
-            kh.write_text(f"[127.0.0.1]:{c.target.port} {c.target.host_key}\n")
+            skey, kh = sshd_client(c, d)
             res["sshd_sessions"] = sessions_run(c, ssh_argv(skey, kh, c.target.login, c.target.port), duration, include_db=False)
-            res["sshd_latency"] = asyncio.run(latency_run(c.target.port, c.target.login, skey, kh, 100))
     except Exception as e:
         res["error"] = f"{type(e).__name__}: {str(e).strip()[:600]}"
         traceback.print_exc()
@@ -312,6 +347,8 @@ def report(results: list[dict]) -> str:
     lines = ["| store | replicas | issuances/s | issuance p50 / p99 | CPU ms per issuance (gatehouse + postgres + haproxy) | xact/issuance | sessions/s (`ssh … true`) | session p50 / p95 | CPU ms per session (gatehouse + postgres + haproxy + target sshd) | xact/session |",
              "|---|---:|---:|---|---|---:|---:|---|---|---:|"]
     for r in results:
+        if "store" not in r:
+            continue
         if "issuance" not in r:
             lines.append(f"| {r['store']} | {r['replicas']} | failed: {r.get('error', '?')} | | | | | | | |")
             continue
@@ -329,13 +366,16 @@ def report(results: list[dict]) -> str:
             cs = s["cpu_ms_per_op"]
             lines.append(f"| OpenSSH sshd, direct | — | — | — | — | — | {s['per_second']:.1f} | "
                          f"{s['latency_ms']['p50']:.0f} / {s['latency_ms']['p95']:.0f} ms | sshd {cs['sshd']:.1f} | — |")
-    lines += ["", "| sequential logins (asyncssh, direct to one replica, 100 each) | login p50 / p95 | login + `true` p50 / p95 |", "|---|---|---|"]
-    for r in results:
-        for name, key in ((f"gatehouse, store {r['store']}", "latency_direct"), ("OpenSSH sshd", "sshd_latency")):
-            if key in r:
-                L = r[key]
-                lines.append(f"| {name} | {L['login_ms']['p50']:.1f} / {L['login_ms']['p95']:.1f} ms | "
-                             f"{L['login_and_true_ms']['p50']:.1f} / {L['login_and_true_ms']['p95']:.1f} ms |")
+    lat = next((r["latency"] for r in results if "latency" in r), None)
+    if lat and "local" in lat:
+        lines += ["", f"| sequential logins, interleaved ({lat['n']} each, asyncssh, direct to one replica) | login p50 / p95 | login + `true` + close p50 / p95 |", "|---|---|---|"]
+        for name, label in (("local", "gatehouse, store local"), ("postgres", "gatehouse, store postgres"), ("sshd", "OpenSSH sshd")):
+            L = lat[name]
+            lines.append(f"| {label} | {L['login']['p50']:.1f} / {L['login']['p95']:.1f} ms | {L['total']['p50']:.1f} / {L['total']['p95']:.1f} ms |")
+        a, b = lat["postgres_minus_local_login"], lat["postgres_minus_local_total"]
+        lines.append(f"| postgres − local, paired per round | {a['p50']:+.1f} / {a['p95']:+.1f} ms | {b['p50']:+.1f} / {b['p95']:+.1f} ms |")
+    elif lat:
+        lines += ["", f"login latency: failed: {lat.get('error')}"]
     rts = [r for r in results if "round_trips" in r]
     if rts:
         lines += ["", "| store postgres, replicas | statements (round trips) per issuance | per session (login + exec + end) | background statements/s (idle) |", "|---|---:|---:|---:|"]
@@ -351,17 +391,26 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--configs", default="local:1,postgres:1,local:3,postgres:3")
     ap.add_argument("--json")
+    ap.add_argument("--latency-rounds", type=int, default=200, help="interleaved login rounds (0: skip)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gatehouse-bench-replicas-"))
     results = []
     try:
-        for i, spec in enumerate(a.configs.split(",")):
+        for i, spec in enumerate(a.configs.split(",") if a.configs else []):
             store, n = spec.split(":")
             print(f"== store {store}, {n} replica(s); load {open('/proc/loadavg').read().split()[:3]}", flush=True)
             r = bench_config(a.gatehouse, store, int(n), a.duration, work, with_sshd=(i == 0))
             print(json.dumps({k: v for k, v in r.items() if k != "issuance"} | (
                 {"issuance": {k: v for k, v in r["issuance"].items() if k != "wrk"}} if "issuance" in r else {}), indent=1), flush=True)
             results.append(r)
+        if a.latency_rounds:
+            print(f"== login latency, interleaved; load {open('/proc/loadavg').read().split()[:3]}", flush=True)
+            try:
+                lat = latency_interleaved(a.gatehouse, work, a.latency_rounds)
+            except Exception as e:
+                lat = {"error": str(e).strip().splitlines()[-1][:400]}
+            print(json.dumps(lat, indent=1), flush=True)
+            results.append({"latency": lat})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if a.json:

@@ -18,7 +18,7 @@ else
   bin="$(swift build -c release --show-bin-path)/gatehouse"
 fi
 duration=${2:-10}
-configs=${3:-local:1,postgres:1,local:3,postgres:3}
+configs=${3-local:1,postgres:1,local:3,postgres:3}
 mkdir -p /run/sshd
 echo "== machine: $(nproc) cores; $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== binary: $bin ($(stat -c %y "$bin" | cut -d. -f1))"
