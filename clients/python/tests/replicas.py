@@ -399,14 +399,27 @@ class Replica:
     gatehouse: str
     proc: Optional[subprocess.Popen] = None
     starts: int = 0
+    #: With a recordings_store, the `recordings:` directory all replicas share (each spools
+    #: into `<it>/<replica_id>/`, and a live replica finds a dead one's unfinished files there).
+    shared_recordings: Optional[Path] = None
 
     @property
     def state(self) -> Path:
         return self.directory / "state"
 
     @property
+    def replica_id(self) -> str:
+        return f"replica{self.index}"
+
+    @property
+    def recordings_setting(self) -> Path:
+        """The file's `recordings:`."""
+        return self.shared_recordings or self.directory / "recordings"
+
+    @property
     def recordings(self) -> Path:
-        return self.directory / "recordings"
+        """Where this replica writes its recordings."""
+        return self.shared_recordings / self.replica_id if self.shared_recordings else self.directory / "recordings"
 
     @property
     def out(self) -> Path:
@@ -642,7 +655,7 @@ store:
 listen: ["127.0.0.1:{r.ssh_port}"]
 state: {r.state}
 host_keys: {c.host_keys}
-recordings: {r.recordings}
+recordings: {r.recordings_setting}
 log: {{level: {log_level}}}
 limits:
   # Behind haproxy every client arrives from haproxy's address: no per-source penalties.
@@ -717,6 +730,8 @@ recordings_store:
   credentials: {{access_key_id: {Moto.access_key}, secret_access_key_file: {secret}}}
   replica_id: replica@INDEX@
 """
+            for r in c.replicas:
+                r.shared_recordings = directory / "recordings"
         for r in c.replicas:
             r.config.write_text(replica_yaml(c, r, s3.replace("@INDEX@", str(r.index)) if s3 else None, log_level, hp_ssh))
         if store == "postgres":

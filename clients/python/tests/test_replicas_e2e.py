@@ -411,7 +411,9 @@ async def test_database_down_refuses_new_logins_keeps_live_sessions_and_recovers
 @pytest.fixture(scope="module")
 def shipping_cluster(tmp_path_factory):
     """Its own three replicas and database, with `recordings_store: {kind: s3, …}` pointing at
-    moto's S3 server (the stand-in: Gatehouse's client speaks plain S3 to it)."""
+    moto's S3 server (the stand-in: Gatehouse's client speaks plain S3 to it). The replicas
+    share one `recordings:` directory, each spooling into `<it>/replica<N>/` (`replica_id`),
+    so a live replica can take over a dead one's spool, as on one host or a shared volume."""
     gh = gatehouse_bin()
     require_issuance(gh)
     c = R.start_cluster(tmp_path_factory.mktemp("replicas-s3"), gh, replicas=3, store="postgres", recordings_store=True)
