@@ -110,9 +110,18 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Finished recordings to S3-compatible storage: the `recordings_store:` section, the shipper
+        // (leases and the shared index in PostgreSQL, HEAD-verified uploads, a dead replica's spool
+        // recovered and shipped), and reading recordings back from the bucket.
+        .target(name: "RecordingShipping", dependencies: [
+            "Recording", "ObjectStorage", "StateStore", "SSHCertificates", "ConfigurationSupport",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The CLI and the server assembly.
         .executableTarget(name: "gatehouse", dependencies: [
-            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "Masking", "JSONWriting", "StateStore",
+            "SSHCertificates", "Audit", "CertificateAuthority", "ConfigurationSupport", "Policy", "Recording", "Bastion", "Issuance", "MetricsExporter", "Approvals", "Masking", "JSONWriting", "StateStore", "RecordingShipping", "ObjectStorage",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -132,7 +141,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         // The PostgreSQL store against a real PostgreSQL 15 (initdb in a temporary directory, loopback only).
         .testTarget(name: "StateStoreTests", dependencies: [
-            "ProcessSupport", "StateStore", "Audit", "ConfigurationSupport",
+            "ProcessSupport", "StateStore", "Audit", "ConfigurationSupport", "CertificateAuthority", "SSHCertificates",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -163,6 +172,13 @@ let package = Package(
             "ProcessSupport", "ObjectStorage",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        // The shipper against a real PostgreSQL 15 and moto's S3 server (a stand-in), both on loopback.
+        .testTarget(name: "RecordingShippingTests", dependencies: [
+            "ProcessSupport", "RecordingShipping", "Recording", "ObjectStorage", "StateStore", "SSHCertificates", "ConfigurationSupport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "BastionTests", dependencies: [
             "ProcessSupport", "Bastion", "SSHCertificates", "CertificateAuthority", "ConfigurationSupport", "Policy", "Audit", "Recording", "Masking",

@@ -294,6 +294,18 @@ login_refused() {
 }
 check "login generates its key, and a server that is not there is a clear error" login_refused
 
+recordings_store_config() {
+  # --config with a recordings_store mistake: refused at its file:line:column, the secret file's content never printed.
+  printf 'recordings_store:\n  kind: s3\n  endpoint: http://127.0.0.1:1\n  bucket: recordings\n  credentials: {access_key_id: AKIAX, secret_access_key_file: %s/rs-secret}\n  queue_limit: 5\n' "$work" > "$work/rs-bad.yaml" &&
+  echo 'cli-secret-never-shown' > "$work/rs-secret" &&
+  out=$("$GATEHOUSE" sessions list --config "$work/rs-bad.yaml" --recordings "$work/no-recordings" 2>&1); [ $? -ne 0 ] || return 1
+  grep -q 'rs-bad.yaml:6:3: recordings_store.queue_limit: unknown key' <<<"$out" && ! grep -q 'cli-secret-never-shown' <<<"$out" || return 1
+  # kind: local (the default) keeps today's local behaviour.
+  printf 'recordings_store: {kind: local}\n' > "$work/rs-local.yaml" &&
+  out=$("$GATEHOUSE" sessions list --config "$work/rs-local.yaml" --recordings "$work/no-recordings" 2>&1) && grep -q '^ID ' <<<"$out" && ! grep -q 'WHERE' <<<"$out"
+}
+check "sessions list --config: a recordings_store mistake at file:line:column (secret never shown); kind: local lists locally as before" recordings_store_config
+
 echo
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,6 +17,8 @@ public final class SharedFilesWatcher: Sendable {
     let logger: Logger
     private let wake = DispatchSemaphore(value: 0)
     private let lastError = Mutex<String?>(nil)
+    private let stopped = Mutex(false)
+    private let listener = Mutex<Task<Void, Never>?>(nil)
 
     public init(files: SharedAuthorityFiles, configuration: PostgresStoreConfiguration, pollInterval: Duration = .milliseconds(500),
                 logger: Logger = Logger(label: "gatehouse.store"), onChange: @escaping @Sendable ([String]) -> Void,
@@ -33,7 +35,7 @@ public final class SharedFilesWatcher: Sendable {
         let thread = Thread { [self] in
             let (seconds, attoseconds) = pollInterval.components
             let interval = Double(seconds) + Double(attoseconds) / 1e18
-            while true {
+            while !stopped.withLock({ $0 }) {
                 do throws(StateStoreError) {
                     let written = try files.pull()
                     if !written.isEmpty { onChange(written) }
@@ -48,7 +50,14 @@ public final class SharedFilesWatcher: Sendable {
         }
         thread.name = "gatehouse-shared-files"
         thread.start()
-        Task.detached { [self] in await listen() }
+        listener.withLock { $0 = Task.detached { [self] in await listen() } }
+    }
+
+    /// Stops pulling and listening (the server never does; tests do).
+    public func stop() {
+        stopped.withLock { $0 = true }
+        listener.withLock { $0?.cancel() }
+        wake.signal()
     }
 
     /// LISTEN on a connection of its own, reconnecting a second after any failure.

@@ -6,10 +6,12 @@ enum ReplicaHealth {
     /// The shared store answers (when there is one), and the recordings directory takes writes
     /// with room left: a recorder that cannot write refuses every session (fail closed), so a
     /// balancer should send them elsewhere.
-    static func report(store: StoreHealth?, recordingDirectory: String) -> HealthReport {
+    /// `shipping`: nil without an object store; else `.some(nil)` when recordings ship, or why not.
+    static func report(store: StoreHealth?, recordingDirectory: String, shipping: String?? = nil) -> HealthReport {
         var checks: [HealthReport.Check] = []
         if let store { checks.append(.init(name: "store", problem: store.problem)) }
         checks.append(.init(name: "recorder", problem: recorderProblem(recordingDirectory)))
+        if let shipping { checks.append(.init(name: "recordings_store", problem: shipping)) }
         return HealthReport(checks: checks)
     }
 

@@ -14,6 +14,7 @@ import Issuance
 import Logging
 import MetricsExporter
 import Policy
+import RecordingShipping
 import StateStore
 
 struct ServeCommand: ParsableCommand {
@@ -95,8 +96,24 @@ struct ServeCommand: ParsableCommand {
             .merging(ApprovalMetrics.timerBuckets) { $1 })
         MetricsSystem.bootstrap(exporter.factory)
         let bastionMetrics = BastionMetrics()
-        let server = try BastionServer(configuration: configuration, logger: logger, metrics: bastionMetrics, state: shared?.serverState)
+        // With `recordings_store: {kind: s3}`, recordings are written locally as always (into this
+        // replica's spool) and shipped to the bucket once finished.
+        var shipping: ShipperAssembly?
+        if let config, case .s3(let bucket) = try RecordingsStoreConfiguration.load(file: config) {
+            let assembly = try ShipperAssembly(store: bucket, recordingsRoot: configuration.recordingDirectory,
+                                               catalog: shared.map { RecordingCatalog(store: $0.pool) }, logger: logger)
+            configuration.recordingDirectory = assembly.spoolDirectory
+            shipping = assembly
+        }
+        var state = try shared?.serverState ?? ServerState.local(stateDirectory: configuration.stateDirectory)
+        if let shipper = shipping?.shipper {
+            // Past the bound of unshipped recordings, new sessions are refused (the bucket is down).
+            let storeGate = state.loginGate
+            state.loginGate = { storeGate() ?? shipper.refusalReason }
+        }
+        let server = try BastionServer(configuration: configuration, logger: logger, observer: shipping?.observer, metrics: bastionMetrics, state: state)
         shared?.start(authorities: server.context.authorities)
+        do { try shipping?.attach(server.context) } catch { throw CLIError("recordings store: the first heartbeat failed: \(error); refusing to start") }
         server.context.record(AuditEvent(actor: "gatehouse", action: "server.start", object: "bastion", outcome: .success,
                                          details: ["listen": server.listenAddresses.map(\.description).joined(separator: ","),
                                                    "config": configuration.sourceFile ?? "(embedded defaults)", "pid": String(getpid())]))
@@ -166,8 +183,9 @@ struct ServeCommand: ParsableCommand {
                                                          let live = context.configuration
                                                          return TaskPolicyView(policy: live.policy, targets: live.targets.values.map(\.descriptor))
                                                      }, approvals: server.context.approvalStore,
-                                                     shared: shared, health: { [shared, recordings = configuration.recordingDirectory] in
-                                                         ReplicaHealth.report(store: shared?.health, recordingDirectory: recordings)
+                                                     shared: shared, health: { [shared, shipping, recordings = configuration.recordingDirectory] in
+                                                         ReplicaHealth.report(store: shared?.health, recordingDirectory: recordings,
+                                                                              shipping: shipping.map { $0.shipper.health.problem })
                                                      }, logger: logger)
                 print("issuance: listening on \(url)")
             } catch {

@@ -2,11 +2,14 @@ import ArgumentParser
 import Audit
 import Foundation
 import Recording
+import RecordingShipping
 import SSHCertificates
 
-/// `--recordings DIR`, shared by sessions, replay, export and verify.
+/// `--recordings DIR` and `--config F`, shared by sessions, replay, export and verify.
 struct RecordingsOptions: ParsableArguments {
     @Option(help: "The recordings directory.") var recordings: String = "./var/gatehouse/recordings"
+    @Option(help: "Configuration file: with `recordings_store: {kind: s3}` recordings not found locally are read from the bucket (listed from the `store:` database, or the bucket itself).")
+    var config: String?
 
     func index() throws -> SessionIndex {
         do { return try SessionIndex.load(directory: recordings) } catch { throw CLIError("\(error)") }
@@ -19,8 +22,21 @@ struct RecordingsOptions: ParsableArguments {
             let path = RecordingFiles.path(directory: recordings, recordingID: candidate)
             if FileManager.default.fileExists(atPath: path) { return path }
         }
-        if let summary = try index().find(id) { return RecordingFiles.path(directory: recordings, recordingID: summary.recordingID) }
-        throw CLIError("no recording \"\(id)\" in \(recordings) (try `gatehouse sessions list --recordings \(recordings)`)")
+        guard let config else {
+            if let summary = try index().find(id) { return RecordingFiles.path(directory: recordings, recordingID: summary.recordingID) }
+            throw CLIError("no recording \"\(id)\" in \(recordings) (try `gatehouse sessions list --recordings \(recordings)`)")
+        }
+        if let summary = try? index().find(id), FileManager.default.fileExists(atPath: RecordingFiles.path(directory: recordings, recordingID: summary.recordingID)) {
+            return RecordingFiles.path(directory: recordings, recordingID: summary.recordingID)
+        }
+        if let path = try RecordingsArchiveAccess.fetch(id, configFile: config, recordingsDirectory: recordings) { return path }
+        throw CLIError("no recording \"\(id)\" in \(recordings) or the recordings store of \(config) (try `gatehouse sessions list --config \(config)`)")
+    }
+
+    /// With `--config` naming an S3 recordings store: every recording its index knows; nil otherwise.
+    func archived() throws -> [ArchivedRecording]? {
+        guard let config else { return nil }
+        return try RecordingsArchiveAccess.withArchive(config) { try await $0.list() }
     }
 }
 
@@ -48,6 +64,10 @@ struct SessionsList: ParsableCommand {
         let filter = SessionFilter(subject: subject, target: target, scope: scope, sinceMicros: try since.map(parseTime),
                                    untilMicros: try until.map(parseTime), exitStatus: exitStatus, commandContains: command, state: state,
                                    task: task, serial: serial)
+        if let archived = try store.archived() {
+            try listArchived(archived.filter { filter.matches($0.summary) })
+            return
+        }
         let index = try store.index()
         let sessions = index.list(filter)
         if json {
@@ -64,6 +84,33 @@ struct SessionsList: ParsableCommand {
         if !index.skippedLines.isEmpty {
             FileHandle.standardError.write(Data("warning: \(SessionIndex.fileName) lines \(index.skippedLines) are damaged and were skipped\n".utf8))
         }
+    }
+}
+
+extension SessionsList {
+    /// The archive's listing: the same columns plus where each recording is (local, shipping,
+    /// shipped) and, from the database, its replica; with --json the summary line plus
+    /// `location`, `replica_id` and `object_key`.
+    func listArchived(_ recordings: [ArchivedRecording]) throws {
+        if json {
+            let encoder = RecordingSummary.encoder()
+            for r in recordings {
+                guard var object = try JSONSerialization.jsonObject(with: try encoder.encode(r.summary)) as? [String: Any] else { continue }
+                object["location"] = r.location
+                object["replica_id"] = r.replicaID ?? NSNull()
+                object["object_key"] = r.objectKey ?? NSNull()
+                let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: line, as: UTF8.self))
+            }
+            return
+        }
+        let rows = recordings.map { r -> [String] in
+            let s = r.summary
+            return [s.recordingID, formatTime(s.startTimeMicros), formatDuration(s.durationMicros), s.subject, s.target,
+                    s.exitStatus.map(String.init) ?? s.exitSignal.map { "SIG\($0)" } ?? "-", s.state,
+                    "\(s.totals.stdout + s.totals.stderr)", r.location + (r.replicaID.map { "@\($0)" } ?? ""), s.commandDescription]
+        }
+        printTable(["ID", "START", "DURATION", "SUBJECT", "TARGET", "EXIT", "STATE", "OUT BYTES", "WHERE", "COMMAND"], rows)
     }
 }
 

@@ -42,7 +42,13 @@ struct VerifyCommand: ParsableCommand {
         }
         let signer = ca?.signingKey(.recording)
         let paths: [String]
-        if all {
+        if all, let archived = try store.archived() {
+            // Every recording the recordings store's index knows, fetched from the bucket.
+            for pending in archived where pending.location != "shipped" {
+                print("PENDING \(pending.summary.recordingID): \(pending.location) on replica \(pending.replicaID ?? "?"), not in the bucket yet")
+            }
+            paths = try archived.filter { $0.location == "shipped" }.map { try store.resolve($0.summary.recordingID) }
+        } else if all {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: store.recordings)) ?? []
             paths = names.sorted().filter { RecordingFiles.recordingID(ofPath: $0) != nil }.map { store.recordings + "/" + $0 }
         } else {
@@ -50,7 +56,10 @@ struct VerifyCommand: ParsableCommand {
         }
         var failures = 0
         for path in paths {
-            if !noRecover, let signer {
+            // A copy fetched from the bucket was closed before it was shipped: never recovered
+            // here, and reported under its object's name.
+            let origin = FetchedRecordings.origin(of: path)
+            if origin == nil, !noRecover, let signer {
                 do {
                     if case .closed(let last, let discarded, _) = try RecordingRecovery.recover(path: path, signer: signer) {
                         print("RECOVERED \(path): writer had died; sealed after record \(last) as ended by crash (\(discarded) torn bytes cut)")
@@ -66,7 +75,8 @@ struct VerifyCommand: ParsableCommand {
                     // Corruption is reported by the verification below, in full.
                 }
             }
-            let report = RecordingVerifier.verify(path: path, trust: trusted)
+            var report = RecordingVerifier.verify(path: path, trust: trusted)
+            if let origin { report.path = origin }
             print(report.verdict)
             if !report.isIntact { failures += 1 }
         }

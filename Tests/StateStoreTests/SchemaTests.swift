@@ -44,9 +44,12 @@ final class SchemaTests: PostgresTestCase {
         XCTAssertEqual(again, [], "a second migrate finds nothing to do")
         let version = try await store.checkVersion()
         XCTAssertEqual(version, Schema.latestVersion)
-        let tables = try server.psql(name, "SELECT string_agg(c, ',' ORDER BY c) FROM unnest(ARRAY['audit_events','revocations','session_budgets','token_jti','schema_migrations','certificate_serials']) c WHERE to_regclass(c) IS NOT NULL")
-        XCTAssertEqual(tables, "audit_events,certificate_serials,revocations,schema_migrations,session_budgets,token_jti")
-        XCTAssertEqual(try server.psql(name, "SELECT version || ':' || checksum FROM schema_migrations"), "1:\(Schema.migrations[0].checksum)")
+        // Migration 2 replaced migration 1's unsealed revocations table with the sealed files;
+        // migration 3 added the recordings index, shipping leases and replica heartbeats.
+        let tables = try server.psql(name, "SELECT string_agg(c, ',' ORDER BY c) FROM unnest(ARRAY['audit_events','revocations','session_budgets','token_jti','schema_migrations','certificate_serials','shared_files','shared_file_generations','audit_spools','recordings','recording_leases','replicas']) c WHERE to_regclass(c) IS NOT NULL")
+        XCTAssertEqual(tables, "audit_events,audit_spools,certificate_serials,recording_leases,recordings,replicas,schema_migrations,session_budgets,shared_file_generations,shared_files,token_jti")
+        XCTAssertEqual(try server.psql(name, "SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) FROM schema_migrations"),
+                       Schema.migrations.map { "\($0.version):\($0.checksum)" }.joined(separator: ","))
     }
 
     /// Two processes' stores (two pools) migrating one new database at once: the advisory lock

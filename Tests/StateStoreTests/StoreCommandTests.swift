@@ -34,6 +34,11 @@ final class StoreCommandTests: PostgresTestCase {
             try (server.password + "\n").write(toFile: "\(directory)/db-password", atomically: true, encoding: .utf8)
             store += "  password_file: \(directory)/db-password\n"
         }
+        // The key replicas seal the shared CA files with (serve needs it; migrate does not).
+        let kek = "\(directory)/kek"
+        try "eaf2c05d8767a8460fb49ca1e96e172962e83fbecb7ecf25a8d4d961b9de1195\n".write(toFile: kek, atomically: true, encoding: .utf8)
+        chmod(kek, 0o600)
+        store += "  key_encryption_key_file: \(kek)\n"
         let path = "\(directory)/\(name)"
         let listen = port == 0 ? try freePort() : port
         try """
@@ -163,6 +168,25 @@ final class StoreCommandTests: PostgresTestCase {
         let out = String(decoding: seen, as: UTF8.self)
         XCTAssertTrue(out.contains("store: postgres://gatehouse:***@127.0.0.1:\(server.port)/\(database) (tls off), schema version \(Schema.latestVersion)"), out)
         XCTAssertTrue(out.contains("gatehouse: listening on 127.0.0.1:\(port)"), out)
+        // The first replica created the CA store and published it, sealed; its audit records
+        // are in the database's chain, none in the state directory's file.
+        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM shared_files"), "8")
+        XCTAssertEqual(try server.psql(database, "SELECT string_agg(action, ',' ORDER BY seq) FROM audit_events"),
+                       "ca.init,ca.init,ca.init,ca.init,server.start,server.stop")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/state/audit.log"))
+    }
+
+    func testServeWithoutTheKeyEncryptionKeyRefusesToStart() throws {
+        let server = try server
+        let database = try server.createDatabase()
+        let config = try writeConfiguration(url: try bareURL(database))
+        XCTAssertEqual(try gatehouse(["store", "migrate", "--config", config]).status, 0)
+        var text = try String(contentsOfFile: config, encoding: .utf8)
+        text = text.split(separator: "\n").filter { !$0.contains("key_encryption_key_file") }.joined(separator: "\n") + "\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let refusal = try refusedStart(config)
+        XCTAssertTrue(refusal.contains("store.key_encryption_key_file"), refusal)
+        XCTAssertEqual(try server.psql(database, "SELECT count(*) FROM shared_files"), "0")
     }
 
     /// `audit verify --config F` verifies the database's one chain when the store is PostgreSQL,

@@ -74,7 +74,7 @@ final class StoreSectionTests: XCTestCase {
         refused("store: {kind: postgres}\n",
                 "g.yaml:1:8: store.url: is required with kind: postgres (postgres://user@host:5432/database)")
         refused("store: {kind: postgres, url: \"postgres://u@h/db\", tsl: off}\n",
-                "g.yaml:1:51: store.tsl: unknown key (allowed: kind, password_file, tls, url)")
+                "g.yaml:1:51: store.tsl: unknown key (allowed: key_encryption_key_env, key_encryption_key_file, kind, password_file, tls, url)")
         refused("store:\n  kind: postgres\n  url: mysql://u@h/db\n",
                 "g.yaml:3:8: store.url: the store URL's scheme is \"mysql\"; expected postgres:// (or postgresql://)")
         refused("store:\n  kind: postgres\n  url: postgres://h/db\n",

@@ -8,7 +8,7 @@ import Yams
 extension BastionConfiguration {
     /// Sections other components parse from the same file (the issuance service, the state
     /// store); the bastion accepts them so one file configures everything.
-    public static let foreignSections: Set<String> = ["issuance", "recording", "store"]
+    public static let foreignSections: Set<String> = ["issuance", "recording", "store", "recordings_store"]
 
     /// Reads and validates a configuration file; every mistake names the file, line and key.
     public static func load(file: String) throws -> BastionConfiguration {
