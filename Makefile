@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEBIAN_PACKAGES := libssh-dev libssl-dev pkg-config openssh-client openssh-server tmux asciinema python3 python3-pip xvfb xauth x11-utils \
-                   glewlwyd sqlite3 curl openssl wrk postgresql-15
+                   glewlwyd sqlite3 curl openssl wrk postgresql-15 haproxy
 STATE := var/demo
 
 .PHONY: deps build demo test clean
