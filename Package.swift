@@ -100,10 +100,10 @@ let package = Package(
         ]),
         // Shared state for replicas in PostgreSQL (postgres-nio): connection configuration, versioned
         // schema migrations, the one audit hash chain, certificate serials, the `jti` replay cache,
-        // session budgets; the configuration file's `store:` section. Knows Audit's record format;
+        // session budgets, approval requests; the configuration file's `store:` section. Knows Audit's record format;
         // no module above it (Bastion, Issuance, CLI).
         .target(name: "StateStore", dependencies: [
-            "Audit", "JSONWriting", "ConfigurationSupport",
+            "Audit", "JSONWriting", "ConfigurationSupport", "Approvals",
             .product(name: "Yams", package: "Yams"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit"]),
         // The PostgreSQL store against a real PostgreSQL 15 (initdb in a temporary directory, loopback only).
         .testTarget(name: "StateStoreTests", dependencies: [
-            "ProcessSupport", "ServerFixtures", "StateStore", "Audit", "ConfigurationSupport", "CertificateAuthority", "SSHCertificates",
+            "ProcessSupport", "ServerFixtures", "StateStore", "Audit", "ConfigurationSupport", "CertificateAuthority", "SSHCertificates", "Approvals",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -29,12 +29,12 @@ public final class ApprovalMetrics: Sendable {
         deniedTimer = CoreMetrics.Timer(label: Self.decisionSeconds, dimensions: [("outcome", "denied")], factory: factory)
     }
 
-    func requested() { counters["requested"]?.increment() }
-    func expired() { counters["expired"]?.increment() }
-    func consumed() { counters["consumed"]?.increment() }
-    func refused() { counters["refused"]?.increment() }
+    public func requested() { counters["requested"]?.increment() }
+    public func expired() { counters["expired"]?.increment() }
+    public func consumed() { counters["consumed"]?.increment() }
+    public func refused() { counters["refused"]?.increment() }
 
-    func decided(approved: Bool, after seconds: TimeInterval) {
+    public func decided(approved: Bool, after seconds: TimeInterval) {
         counters[approved ? "approved" : "denied"]?.increment()
         (approved ? approvedTimer : deniedTimer).recordSeconds(max(0, seconds))
     }

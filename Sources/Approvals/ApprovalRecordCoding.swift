@@ -103,4 +103,13 @@ extension ApprovalRecord {
         ApprovalRecordCoding.encode(self, into: &w)
         return w.text
     }
+
+    /// A record from `json` (one object, as `json` writes it): how a database store in another
+    /// module reads back the row it wrote, with the same decoder as the file.
+    public init(json: String) throws {
+        guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw ApprovalRecordCoding.Malformed(description: "an approval record is not a JSON object")
+        }
+        self = try ApprovalRecordCoding.decodeRecord(object)
+    }
 }

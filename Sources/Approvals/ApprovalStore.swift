@@ -15,6 +15,11 @@ public struct ApprovalLookup: Sendable, Equatable {
     /// True when this call created the request (notify a person); false when a request for the
     /// same key was already in force (a resend while pending, approved or recently finished).
     public let created: Bool
+
+    public init(record: ApprovalRecord, created: Bool) {
+        self.record = record
+        self.created = created
+    }
 }
 
 /// The state of approval requests, behind an interface small enough for a shared database to

@@ -84,8 +84,9 @@ public enum ApprovalTransitions {
 
 /// Time as the store and the answers write it.
 public enum ApprovalTime {
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-    static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
+    /// Stores keep times to the millisecond, as the file writes them.
+    public static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    public static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 
     /// ISO 8601 in UTC with milliseconds, e.g. `2026-12-02T09:15:00.000Z`.
     public static func iso(_ date: Date) -> String {

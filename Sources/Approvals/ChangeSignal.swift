@@ -3,19 +3,22 @@ import Synchronization
 
 /// Wakes the waiters of this process when the store changed here: a generation counter and
 /// the continuations of those waiting for it to move. Changes made by other processes reach
-/// the waiters through polling instead (`FileApprovalStore.pollInterval`).
-final class ChangeSignal: Sendable {
+/// the waiters through polling instead (`FileApprovalStore.pollInterval`), or, for a database
+/// store in another module, through its notifications (hence public).
+public final class ChangeSignal: Sendable {
     private struct State {
-        var generation: UInt64 = 0
+        public var generation: UInt64 = 0
         var nextWaiter: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
 
-    var generation: UInt64 { state.withLock { $0.generation } }
+    public init() {}
 
-    func signal() {
+    public var generation: UInt64 { state.withLock { $0.generation } }
+
+    public func signal() {
         let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.generation &+= 1
             defer { state.waiters.removeAll() }
@@ -25,7 +28,7 @@ final class ChangeSignal: Sendable {
     }
 
     /// Returns when the generation moves past `since`, after `seconds`, or on cancellation.
-    func wait(since: UInt64, upTo seconds: TimeInterval) async {
+    public func wait(since: UInt64, upTo seconds: TimeInterval) async {
         guard seconds > 0 else { return }
         let id = state.withLock { state -> UInt64 in state.nextWaiter &+= 1; return state.nextWaiter }
         await withTaskCancellationHandler {
