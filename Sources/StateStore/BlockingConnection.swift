@@ -50,7 +50,10 @@ public final class BlockingConnection: Sendable {
                 do {
                     return try body(session)
                 } catch {
-                    drop()
+                    // A statement the server refused leaves the connection usable (outside a
+                    // transaction; `transaction` rolls back first). Anything else (a deadline,
+                    // a lost connection) leaves it in an unknown state: closed.
+                    if !Self.isServerRefusal(error) { drop() }
                     throw error
                 }
             }
@@ -61,15 +64,34 @@ public final class BlockingConnection: Sendable {
         }
     }
 
-    /// `body` in one READ COMMITTED transaction, committed when it returns. On any failure the
-    /// connection is closed, which rolls the transaction back.
+    /// `body` in one READ COMMITTED transaction, committed when it returns. On a refusal by the
+    /// server the transaction is rolled back; on any other failure the connection is closed,
+    /// which rolls it back too.
     public func transaction<T>(_ operation: String, _ body: (Session) throws -> T) throws(StateStoreError) -> T {
         try run(operation) { session in
             try session.query("BEGIN ISOLATION LEVEL READ COMMITTED")
-            let value = try body(session)
-            try session.query("COMMIT")
-            return value
+            do {
+                let value = try body(session)
+                try session.query("COMMIT")
+                return value
+            } catch {
+                if Self.isServerRefusal(error) {
+                    do { try session.query("ROLLBACK") } catch { throw Unusable(cause: error) }
+                }
+                throw error
+            }
         }
+    }
+
+    /// A failed rollback: the connection must be closed, whatever the first error was.
+    struct Unusable: Error {
+        let cause: any Error
+    }
+
+    /// PostgreSQL answered with an error for the statement (it has a SQLSTATE).
+    static func isServerRefusal(_ error: any Error) -> Bool {
+        if let error = error as? StateStoreError { return error.sqlState != nil }
+        return (error as? PSQLError)?.serverInfo?[.sqlState] != nil
     }
 
     deinit {

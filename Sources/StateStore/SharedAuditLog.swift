@@ -5,8 +5,14 @@ import Synchronization
 
 /// The database's audit chain (`audit_events`, see `PostgresAuditLog`) for a running replica:
 /// synchronous appends over a `BlockingConnection` of its own, with group commit (events other
-/// threads append at the same moment share one transaction), and a local spool for the time
-/// the database is unreachable.
+/// threads append at the same moment share one insert), and a local spool for the time the
+/// database is unreachable.
+///
+/// An append is one statement, one round trip: it inserts after the head this log last wrote
+/// or read, without a lock. The primary key on `seq` is what keeps the chain linear: if another
+/// replica appended meanwhile, the insert is refused (23505 unique_violation), the head is read
+/// again and the append retried. Rows are immutable, so the hash of a head this log knows is
+/// the hash in the table, and a row's `prev_hash` is always its predecessor's.
 ///
 /// Order within the replica is kept: while the spool holds anything, new events go behind it,
 /// and every append first tries to drain it.
@@ -16,6 +22,21 @@ public final class SharedAuditLog: AuditSink {
     private let group = AuditGroupCommit()
     /// One writer at a time, for the chain and the spool together.
     private let writer = Mutex(())
+    /// The last row this log wrote or read (seq, hash); nil: not known, read it first.
+    private let knownHead = Mutex<Head?>(nil)
+
+    enum Head: Sendable {
+        case empty
+        case row(seq: Int64, hash: String)
+
+        var tuple: (Int64, String)? {
+            if case .row(let seq, let hash) = self { return (seq, hash) }
+            return nil
+        }
+    }
+
+    /// Attempts before an append gives up under contention (each lost race costs one re-read).
+    static let maximumAttempts = 100
 
     public init(connection: BlockingConnection, spool: AuditSpool?) {
         self.connection = connection
@@ -60,32 +81,66 @@ public final class SharedAuditLog: AuditSink {
     private func drainLocked() throws {
         guard let spool, let (id, entries) = try spool.read() else { return }
         let events = entries.compactMap { entry in entry.event.map { (entry.n, $0) } }
-        try connection.transaction("audit spool drain") { session in
-            try session.query(PostgresAuditLog.lockStatement)
-            let done = try session.query("SELECT last_entry FROM audit_spools WHERE spool = \(id)").first.map { try $0.decode(Int64.self) } ?? 0
-            let pending = events.filter { $0.0 > done }
-            if !pending.isEmpty {
-                try insert(pending.map(\.1), now: Date(), session: session)
+        let appended = try withRetries("audit spool drain") {
+            try connection.transaction("audit spool drain") { session -> [AuditRecord] in
+                let done = try session.query("SELECT last_entry FROM audit_spools WHERE spool = \(id)").first.map { try $0.decode(Int64.self) } ?? 0
+                let pending = events.filter { $0.0 > done }
+                guard !pending.isEmpty else { return [] }
+                let head = try Self.readHead(session)
+                let records = try insert(pending.map(\.1), after: head, now: Date(), session: session)
                 try session.query("""
                     INSERT INTO audit_spools (spool, last_entry) VALUES (\(id), \(pending.last!.0))
                     ON CONFLICT (spool) DO UPDATE SET last_entry = EXCLUDED.last_entry, drained_at = now()
                     """)
+                return records
             }
         }
+        // Only what committed is a head to follow.
+        remember(appended)
         spool.remove()
     }
 
     private func appendToDatabase(_ events: [AuditEvent], now: Date) throws -> [AuditRecord] {
-        try connection.transaction("audit append") { session in
-            try session.query(PostgresAuditLog.lockStatement)
-            return try insert(events, now: now, session: session)
+        try withRetries("audit append") {
+            try connection.run("audit append") { session in
+                let head: Head
+                if let known = knownHead.withLock({ $0 }) { head = known } else { head = try Self.readHead(session) }
+                let records = try insert(events, after: head, now: now, session: session)
+                remember(records)
+                return records
+            }
         }
     }
 
-    /// Under the append lock: reads the head and inserts `events` after it.
-    private func insert(_ events: [AuditEvent], now: Date, session: BlockingConnection.Session) throws -> [AuditRecord] {
-        let head = try session.query(PostgresAuditLog.headStatement).first.map { try $0.decode((Int64, String).self) }
-        let (records, columns) = PostgresAuditLog.chain(events, after: head, time: AuditLog.timeText(now),
+    /// Runs `body` again after each unique violation on `seq` (another replica appended first),
+    /// with the head forgotten so the next attempt reads it.
+    private func withRetries<T>(_ operation: String, _ body: () throws -> T) throws -> T {
+        for _ in 1..<Self.maximumAttempts {
+            do {
+                return try body()
+            } catch let error as StateStoreError where error.sqlState == "23505" {
+                knownHead.withLock { $0 = nil }
+            }
+        }
+        knownHead.withLock { $0 = nil }
+        return try body()
+    }
+
+    private func remember(_ records: [AuditRecord]) {
+        guard let last = records.last else { return }
+        let hash = AuditLog.lineHash(AuditLog.canonicalLine(last))
+        knownHead.withLock { $0 = .row(seq: Int64(last.seq), hash: hash) }
+    }
+
+    static func readHead(_ session: BlockingConnection.Session) throws -> Head {
+        guard let row = try session.query(PostgresAuditLog.headStatement).first else { return .empty }
+        let (seq, hash) = try row.decode((Int64, String).self)
+        return .row(seq: seq, hash: hash)
+    }
+
+    /// Inserts `events` after `head` in one statement.
+    private func insert(_ events: [AuditEvent], after head: Head, now: Date, session: BlockingConnection.Session) throws -> [AuditRecord] {
+        let (records, columns) = PostgresAuditLog.chain(events, after: head.tuple, time: AuditLog.timeText(now),
                                                         details: events.map { PostgresAuditLog.detailsText($0.details) })
         try session.query(columns.insertStatement)
         return records

@@ -35,13 +35,15 @@ final class ReplicaStateTests: PostgresTestCase {
 
     // MARK: The audit chain
 
-    func testThreadsAppendingSynchronouslyShareTransactionsAndKeepOneChain() async throws {
+    /// Two replicas' logs, four threads each: appends race without a lock, the primary key
+    /// refuses every stale head, and the chain stays one line.
+    func testThreadsOfTwoReplicasAppendingWithoutALockKeepOneChain() async throws {
         let (store, name) = try await makeStore()
-        let log = SharedAuditLog(connection: try connection(name), spool: nil)
+        let logs = [SharedAuditLog(connection: try connection(name), spool: nil), SharedAuditLog(connection: try connection(name), spool: nil)]
         let threads = 8, each = 50
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             for i in 0..<each {
-                _ = try! log.appendSharingSync(AuditEvent(actor: "thread-\(t)", action: "test.append", object: "o", outcome: .success, details: ["i": String(i)]))
+                _ = try! logs[t % 2].appendSharingSync(AuditEvent(actor: "thread-\(t)", action: "test.append", object: "o", outcome: .success, details: ["i": String(i)]))
             }
         }
         guard case .intact(let lines, _) = try await auditLog(store) else { return XCTFail("the chain must verify") }

@@ -534,7 +534,11 @@ backend replicas_issuance
     def server_states(self, backend: str = "replicas_ssh") -> dict[str, str]:
         """{"r1": "UP", ...} from haproxy's own stats socket."""
         with socket.socket(socket.AF_UNIX) as s:
-            s.connect(str(self.stats_socket))
+            try:
+                s.connect(str(self.stats_socket))
+            except (FileNotFoundError, ConnectionRefusedError):
+                # haproxy binds its listeners before it creates the stats socket: not ready yet.
+                return {}
             s.sendall(b"show stat\n")
             data = b""
             while chunk := s.recv(65536):
