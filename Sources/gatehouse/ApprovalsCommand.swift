@@ -2,6 +2,7 @@ import Approvals
 import ArgumentParser
 import Audit
 import Foundation
+import StateStore
 import JSONWriting
 
 /// `gatehouse approvals`: an operator's view of the approval requests in a state directory,
@@ -15,8 +16,13 @@ struct ApprovalsCommand: ParsableCommand {
 extension StateOptions {
     /// The state directory's approval store (`STATE/approvals/`), auditing into the chain of the
     /// store (`STATE/audit.log`, or the database's with `--config` on a PostgreSQL store).
-    func openApprovals() throws -> FileApprovalStore {
+    func openApprovals() throws -> any ApprovalStore {
         do {
+            if let config, case .postgres(let database) = try StoreConfiguration.load(file: config) {
+                // The replicas' requests: a decision here wakes the agent on whichever replica it waits.
+                let audit = try auditSink()
+                return try PostgresApprovalStore(configuration: database, audit: { try audit.append(contentsOf: $0) })
+            }
             try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
             let audit = try auditSink()
             return try FileApprovalStore(stateDirectory: state, audit: { try audit.append(contentsOf: $0) })

@@ -1,3 +1,4 @@
+import Approvals
 import Audit
 import Bastion
 import CertificateAuthority
@@ -72,7 +73,13 @@ final class SharedStateAssembly: Sendable {
 
     var serverState: ServerState {
         ServerState(audit: audit, sessionBudgets: SharedSessionBudgets(connection: state), serials: serials,
-                    loginGate: { [health] in health.problem })
+                    loginGate: { [health] in health.problem },
+                    approvals: { [configuration, logger] sink in
+                        // Decisions made on any replica wake agents waiting on this one (LISTEN).
+                        let store = try PostgresApprovalStore(configuration: configuration, audit: sink, metrics: ApprovalMetrics(), logger: logger)
+                        store.start()
+                        return store
+                    })
     }
 
     /// Keeps the CA files current (NOTIFY and a half-second re-read) and probes the store.

@@ -47,7 +47,8 @@ public final class ServerContext: Sendable {
         let sink: ApprovalAuditSink = { events in
             for event in events { _ = try auditLog.appendSharingSync(event) }
         }
-        let store = try FileApprovalStore(stateDirectory: configuration.stateDirectory, audit: sink, metrics: ApprovalMetrics())
+        let store: any ApprovalStore = try state.approvals?(sink)
+            ?? FileApprovalStore(stateDirectory: configuration.stateDirectory, audit: sink, metrics: ApprovalMetrics())
         approvalStore = store
         approvalAudit = sink
         gate = Mutex(ApprovalGate(store: store, notifier: Self.notifiers(configuration, audit: sink)))

@@ -1,3 +1,4 @@
+import Approvals
 import Audit
 import CertificateAuthority
 import Foundation
@@ -16,13 +17,18 @@ public struct ServerState: Sendable {
     /// store is unreachable (nothing could be audited or counted there); sessions already
     /// open go on.
     public var loginGate: @Sendable () -> String?
+    /// Opens the approval requests' store, auditing through the sink it is given (nil: the state
+    /// directory's `approvals/`).
+    public var approvals: (@Sendable (@escaping ApprovalAuditSink) throws -> any ApprovalStore)?
 
     public init(audit: any AuditSink, sessionBudgets: any SessionBudgetStore, serials: SerialSource = .random,
-                loginGate: @escaping @Sendable () -> String? = { nil }) {
+                loginGate: @escaping @Sendable () -> String? = { nil },
+                approvals: (@Sendable (@escaping ApprovalAuditSink) throws -> any ApprovalStore)? = nil) {
         self.audit = audit
         self.sessionBudgets = sessionBudgets
         self.serials = serials
         self.loginGate = loginGate
+        self.approvals = approvals
     }
 
     /// The state directory's files: `audit.log`, `session-budgets/`, random serials.
