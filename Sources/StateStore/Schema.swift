@@ -32,7 +32,7 @@ public enum Schema {
 
     public static var latestVersion: Int { migrations.last?.version ?? 0 }
 
-    public static let migrations: [SchemaMigration] = [initialMigration, sharedStateMigration, recordingsMigration, approvalsMigration]
+    public static let migrations: [SchemaMigration] = [initialMigration, sharedStateMigration, recordingsMigration, approvalsMigration, rateLimitsMigration]
 
     static let initialMigration = SchemaMigration(version: 1, name: "shared state: audit chain, serials, revocations, session budgets, jti cache", statements: [
             // Text columns hold agents' and admins' strings verbatim only in UTF-8: refuse any

@@ -47,7 +47,8 @@ enum IssuanceAssembly {
                                      replay: shared?.replayGuard)
         let issuer = CertificateIssuer(configuration: configuration, verifier: verifier, authority: LiveSigningAuthority(authorities),
                                        audit: AuditBatcher(log: audit), taskPolicy: taskPolicy,
-                                       serials: shared?.asyncSerials ?? { @Sendable in UInt64.random(in: 1 ... .max) })
+                                       serials: shared?.asyncSerials ?? { @Sendable in UInt64.random(in: 1 ... .max) },
+                                       rateLimit: shared?.rateLimit(configuration.rateLimit))
         let bound = Mutex<Result<Int, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let decisions = approvals.map { ApprovalDecisions(issuer: issuer, store: $0) }

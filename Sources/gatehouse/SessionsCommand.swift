@@ -12,8 +12,13 @@ struct RecordingsOptions: ParsableArguments {
     @Option(help: "Configuration file: with `recordings_store: {kind: s3}` recordings not found locally are read from the bucket (listed from the `store:` database, or the bucket itself).")
     var config: String?
 
-    /// The --config file's state directory (its CA store: the recording keys), or nil.
-    var configState: String? { config.flatMap { try? BastionConfiguration.load(file: $0).stateDirectory } }
+    /// The --config file's state directory when it holds a CA store (the recording keys to check
+    /// recordings against), or nil.
+    var configState: String? {
+        guard let directory = config.flatMap({ try? BastionConfiguration.load(file: $0).stateDirectory }),
+              FileManager.default.fileExists(atPath: "\(directory)/ca/recording/state.json") else { return nil }
+        return directory
+    }
 
     func index() throws -> SessionIndex {
         do { return try SessionIndex.load(directory: recordings) } catch { throw CLIError("\(error)") }

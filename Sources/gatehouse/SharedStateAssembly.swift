@@ -100,6 +100,11 @@ final class SharedStateAssembly: Sendable {
     /// `jti` claims in the shared table.
     var replayGuard: any TokenReplayGuard { SharedReplayGuard(cache: TokenReplayCache(store: pool)) }
 
+    /// Issuance rate limits counted in the shared table.
+    func rateLimit(_ limit: IssuanceConfiguration.RateLimit) -> any IssuanceRateLimit {
+        SharedIssuanceRateLimit(limits: SharedRateLimits(store: pool, perMinute: limit.perMinute, burst: limit.burst))
+    }
+
     /// Serials for the issuer, from the pool (the issuer runs on Swift's concurrency pool).
     var asyncSerials: @Sendable () async throws -> UInt64 { { [pool] in try await pool.nextSerial() } }
 }
@@ -123,6 +128,12 @@ struct SharedSessionBudgets: SessionBudgetStore {
     func prune(now: UInt64) {
         try? connection.pruneSessionBudgets(now: Date(timeIntervalSince1970: TimeInterval(now)))
     }
+}
+
+/// Issuance rate limits in `issuance_rate_limits`.
+struct SharedIssuanceRateLimit: IssuanceRateLimit {
+    let limits: SharedRateLimits
+    func take(_ subject: String, now: Double) async throws -> Int? { try await limits.take(subject) }
 }
 
 /// `jti` claims in `token_jti`.

@@ -226,6 +226,37 @@ final class ReplicaStateTests: PostgresTestCase {
         XCTAssertTrue(try CAStore.open(at: two, audit: audit).revocationList().revokes(5))
     }
 
+    // MARK: Issuance rate limits
+
+    func testRateLimitsAreOneBudgetAcrossReplicas() async throws {
+        let (a, name) = try await makeStore()
+        let (b, _) = try await makeStore(database: name, migrated: false)
+        let limits = [SharedRateLimits(store: a, perMinute: 60, burst: 5), SharedRateLimits(store: b, perMinute: 60, burst: 5)]
+        // 20 requests of one subject at once over two replicas: the burst, not twice it.
+        let allowed = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<20 { group.addTask { try await limits[i % 2].take("https://idp\u{0}agent-7") == nil } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        XCTAssertEqual(allowed, 5)
+        let retry = try await limits[0].take("https://idp\u{0}agent-7")
+        XCTAssertNotNil(retry)
+        XCTAssertGreaterThanOrEqual(retry ?? 0, 1)
+        let other = try await limits[1].take("https://idp\u{0}agent-8")
+        XCTAssertNil(other, "another subject has its own bucket")
+
+        // Refilled by the database's clock: 6000 a minute gives a token back within milliseconds.
+        let fast = SharedRateLimits(store: a, perMinute: 6000, burst: 1)
+        let first = try await fast.take("fast")
+        XCTAssertNil(first)
+        var again: Int? = 1
+        let deadline = Date().addingTimeInterval(5)
+        while again != nil, Date() < deadline {
+            again = try await fast.take("fast")
+            if again != nil { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        XCTAssertNil(again, "a token comes back as the bucket refills")
+    }
+
     // MARK: The key-encryption key
 
     func testTheKeyEncryptionKeyIsReadStrictly() throws {

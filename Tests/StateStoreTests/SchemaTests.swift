@@ -47,8 +47,8 @@ final class SchemaTests: PostgresTestCase {
         // Migration 2 replaced migration 1's unsealed revocations table with the sealed files;
         // migration 3 added the recordings index, shipping leases and replica heartbeats;
         // migration 4 the approval requests and their change sequence.
-        let tables = try server.psql(name, "SELECT string_agg(c, ',' ORDER BY c) FROM unnest(ARRAY['audit_events','revocations','session_budgets','token_jti','schema_migrations','certificate_serials','shared_files','shared_file_generations','audit_spools','recordings','recording_leases','replicas','approvals','approval_changes']) c WHERE to_regclass(c) IS NOT NULL")
-        XCTAssertEqual(tables, "approval_changes,approvals,audit_events,audit_spools,certificate_serials,recording_leases,recordings,replicas,schema_migrations,session_budgets,shared_file_generations,shared_files,token_jti")
+        let tables = try server.psql(name, "SELECT string_agg(c, ',' ORDER BY c) FROM unnest(ARRAY['audit_events','revocations','session_budgets','token_jti','schema_migrations','certificate_serials','shared_files','shared_file_generations','audit_spools','recordings','recording_leases','replicas','approvals','approval_changes','issuance_rate_limits']) c WHERE to_regclass(c) IS NOT NULL")
+        XCTAssertEqual(tables, "approval_changes,approvals,audit_events,audit_spools,certificate_serials,issuance_rate_limits,recording_leases,recordings,replicas,schema_migrations,session_budgets,shared_file_generations,shared_files,token_jti")
         XCTAssertEqual(try server.psql(name, "SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) FROM schema_migrations"),
                        Schema.migrations.map { "\($0.version):\($0.checksum)" }.joined(separator: ","))
     }

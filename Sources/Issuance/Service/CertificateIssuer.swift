@@ -17,7 +17,7 @@ public final class CertificateIssuer: Sendable {
     public let authority: any SigningAuthority
     public let audit: AuditBatcher
     public let metrics: IssuanceMetrics
-    let limiter: RateLimiter
+    let limiter: any IssuanceRateLimit
     let clock: @Sendable () -> Double
     /// The bastion's live scopes and targets, which task narrowing is checked against (nil: a
     /// standalone issuer, which refuses `targets` and `commands`).
@@ -28,7 +28,8 @@ public final class CertificateIssuer: Sendable {
     public init(configuration: IssuanceConfiguration, verifier: TokenVerifier, authority: any SigningAuthority, audit: AuditBatcher,
                 metrics: IssuanceMetrics = IssuanceMetrics(), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
                 taskPolicy: @escaping @Sendable () -> TaskPolicyView? = { nil },
-                serials: @escaping @Sendable () async throws -> UInt64 = { UInt64.random(in: 1 ... .max) }) {
+                serials: @escaping @Sendable () async throws -> UInt64 = { UInt64.random(in: 1 ... .max) },
+                rateLimit: (any IssuanceRateLimit)? = nil) {
         self.taskPolicy = taskPolicy
         self.serials = serials
         self.configuration = configuration
@@ -36,7 +37,7 @@ public final class CertificateIssuer: Sendable {
         self.authority = authority
         self.audit = audit
         self.metrics = metrics
-        limiter = RateLimiter(configuration.rateLimit)
+        limiter = rateLimit ?? RateLimiter(configuration.rateLimit)
         self.clock = clock
     }
 
@@ -90,7 +91,11 @@ public final class CertificateIssuer: Sendable {
         details["iss"] = verified.issuer.issuer
         details["sub"] = verified.subject
         if let jti = verified.tokenID { details["jti"] = jti }
-        if let retry = limiter.take(verified.issuer.issuer + "\u{0}" + verified.subject, now: now) {
+        let retryAfter: Int?
+        do { retryAfter = try await limiter.take(verified.issuer.issuer + "\u{0}" + verified.subject, now: now) } catch {
+            return await refuse(Refusal(.storeUnavailable, check: "rate_limit", "the subject's rate limit cannot be counted: \(error)"))
+        }
+        if let retry = retryAfter {
             return await refuse(Refusal(.rateLimited, check: "rate_limit", "subject \"\(verified.subject)\" exceeded \(configuration.rateLimit.perMinute) certificates per minute (burst \(configuration.rateLimit.burst)); retry in \(retry) s", retryAfter: retry))
         }
         let grant: Grant

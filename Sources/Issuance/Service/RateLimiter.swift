@@ -1,9 +1,17 @@
 import Synchronization
 
+/// Where issuance rate limits are counted: this process's memory (`RateLimiter`), or the shared
+/// store, so a subject's budget is one across every replica behind the balancer.
+public protocol IssuanceRateLimit: Sendable {
+    /// nil when one more certificate is allowed for `subject` (taking it); otherwise the whole
+    /// seconds until one is. Throws when the count cannot be kept (the issuance is refused).
+    func take(_ subject: String, now: Double) async throws -> Int?
+}
+
 /// A token bucket per subject (issuer + sub): `burst` certificates at once, refilled at
 /// `perMinute`. A leaked token, or an agent stuck in a loop, gets 429 instead of thousands of
 /// certificates. Buckets that are full again are dropped, so memory follows active subjects.
-final class RateLimiter: Sendable {
+final class RateLimiter: IssuanceRateLimit {
     struct Bucket { var tokens: Double; var updated: Double }
     let perSecond: Double
     let burst: Double
