@@ -17,7 +17,7 @@ import Synchronization
 ///
 /// The expected load is people's decisions and agents' resends, not thousands per second: a
 /// transition rewrites the whole file, which stays small because finished requests are pruned.
-public final class FileApprovalStore: ApprovalStore {
+public final class FileApprovalStore: ApprovalSteps {
     /// How often a waiter looks at the file for changes made by another process.
     public static let pollInterval: TimeInterval = 0.2
     public static let defaultRetention: TimeInterval = 7 * 24 * 3600
@@ -97,26 +97,12 @@ public final class FileApprovalStore: ApprovalStore {
         }
     }
 
-    public func decide(_ id: String, approve: Bool, by approver: ApproverIdentity, reason: String) throws -> ApprovalRecord {
-        let decided = try transition("decide", id: id, actor: approver.id, audited: ApprovalAuditEvents.decided) { record, now throws(ApprovalRefusal) in
-            try ApprovalTransitions.decide(record, approve: approve, by: approver, reason: reason, now: now)
-        }
-        if let decision = decided.decision { metrics?.decided(approved: approve, after: decision.at.timeIntervalSince(decided.requestedAt)) }
-        return decided
-    }
-
-    public func consume(_ id: String, presenting key: ApprovalRequestKey, session: String?) throws -> ApprovalRecord {
-        let consumed = try transition("consume", id: id, actor: key.identity, audited: ApprovalAuditEvents.consumed) { record, now throws(ApprovalRefusal) in
-            try ApprovalTransitions.consume(record, presenting: key, session: session, now: now)
-        }
-        metrics?.consumed()
-        return consumed
-    }
+    public var stepMetrics: ApprovalMetrics? { metrics }
 
     /// One step on request `id` by `actor`: `apply` makes the new record or refuses; either
     /// way the outcome is audited (a refusal as `approval.<step>`, refused).
-    private func transition(_ step: String, id: String, actor: String, audited: (ApprovalRecord) -> AuditEvent,
-                            _ apply: (ApprovalRecord, Date) throws(ApprovalRefusal) -> ApprovalRecord) throws -> ApprovalRecord {
+    public func applyStep(_ step: String, id: String, actor: String, audited: (ApprovalRecord) -> AuditEvent,
+                          _ apply: (ApprovalRecord, Date) throws(ApprovalRefusal) -> ApprovalRecord) throws -> ApprovalRecord {
         try transaction { records, events, now in
             guard let index = records.firstIndex(where: { $0.id == id }) else {
                 events.append(ApprovalAuditEvents.refused(step, id: id, actor: actor, .notFound(id: id), record: nil))

@@ -22,7 +22,7 @@ import Synchronization
 ///
 /// Synchronous like the protocol, over a `BlockingConnection` of its own (calls from many
 /// threads take turns on it).
-public final class PostgresApprovalStore: ApprovalStore {
+public final class PostgresApprovalStore: ApprovalSteps {
     /// `pg_advisory_xact_lock` key serialising transitions ("GATEAPPR").
     public static let lockKey: Int64 = 0x4741_5445_4150_5052
     /// The channel a transition notifies.
@@ -97,21 +97,7 @@ public final class PostgresApprovalStore: ApprovalStore {
         return lookup
     }
 
-    public func decide(_ id: String, approve: Bool, by approver: ApproverIdentity, reason: String) throws -> ApprovalRecord {
-        let decided = try transition("decide", id: id, actor: approver.id, audited: ApprovalAuditEvents.decided) { record, now throws(ApprovalRefusal) in
-            try ApprovalTransitions.decide(record, approve: approve, by: approver, reason: reason, now: now)
-        }
-        if let decision = decided.decision { metrics?.decided(approved: approve, after: decision.at.timeIntervalSince(decided.requestedAt)) }
-        return decided
-    }
-
-    public func consume(_ id: String, presenting key: ApprovalRequestKey, session: String?) throws -> ApprovalRecord {
-        let consumed = try transition("consume", id: id, actor: key.identity, audited: ApprovalAuditEvents.consumed) { record, now throws(ApprovalRefusal) in
-            try ApprovalTransitions.consume(record, presenting: key, session: session, now: now)
-        }
-        metrics?.consumed()
-        return consumed
-    }
+    public var stepMetrics: ApprovalMetrics? { metrics }
 
     @discardableResult
     public func expireDue() throws -> [ApprovalRecord] {
@@ -121,8 +107,8 @@ public final class PostgresApprovalStore: ApprovalStore {
 
     /// One step on request `id` by `actor`, audited either way (a refusal as `approval.<step>`,
     /// refused), exactly as the file store does it.
-    private func transition(_ name: String, id: String, actor: String, audited: (ApprovalRecord) -> AuditEvent,
-                            _ apply: (ApprovalRecord, Date) throws(ApprovalRefusal) -> ApprovalRecord) throws -> ApprovalRecord {
+    public func applyStep(_ name: String, id: String, actor: String, audited: (ApprovalRecord) -> AuditEvent,
+                          _ apply: (ApprovalRecord, Date) throws(ApprovalRefusal) -> ApprovalRecord) throws -> ApprovalRecord {
         try transaction("approval \(name)") { step in
             guard let record = try step.session.query("SELECT record FROM approvals WHERE approval_id = \(id)").first.map(ApprovalRows.decode) else {
                 step.events.append(ApprovalAuditEvents.refused(name, id: id, actor: actor, .notFound(id: id), record: nil))
