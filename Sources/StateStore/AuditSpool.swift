@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import JSONWriting
+import Synchronization
 
 /// Audit events a replica could not append to the database chain, kept durably on its own disk
 /// until they can be (`STATE/audit-spool.jsonl`). While the database is unreachable, new logins
@@ -18,6 +19,10 @@ public final class AuditSpool: Sendable {
     public let path: String
     /// Entries over this bound are refused (the caller's audit fails, as a full disk would).
     public let maximumEntries: Int
+    /// How many entries the file holds and the last one's number, once read: a replica's spool
+    /// has one writer (its `SharedAuditLog`), so appends during a long outage do not re-read a
+    /// growing file. nil until first needed.
+    private let tail = Mutex<(count: Int, last: Int64)?>(nil)
 
     public init(path: String, maximumEntries: Int = 1_000_000) {
         self.path = path
@@ -60,19 +65,30 @@ public final class AuditSpool: Sendable {
     }
 
     /// Appends `events` durably (write, then fsync). The caller reports them as audited.
+    /// Entries waiting in the file.
+    func count() throws -> Int { try currentTail().count }
+
+    private func currentTail() throws -> (count: Int, last: Int64) {
+        if let known = tail.withLock({ $0 }) { return known }
+        let entries = try read()?.entries ?? []
+        let known = (count: entries.count, last: entries.last?.n ?? 0)
+        tail.withLock { $0 = known }
+        return known
+    }
+
     func keep(_ events: [AuditEvent], now: Date) throws {
-        let existing = try read()
-        let count = existing?.entries.count ?? 0
+        let (count, last) = try currentTail()
+        let exists = FileManager.default.fileExists(atPath: path)
         guard count + events.count <= maximumEntries else {
             throw AuditLogError(description: "the audit spool \(path) holds \(count) events, its bound; nothing more can be audited until the state store is back")
         }
         var out: [UInt8] = []
-        if existing == nil {
+        if !exists {
             var w = JSONWriter()
             w.beginObject(); w.member("spool", UUID().uuidString.lowercased()); w.endObject()
             out += w.bytes + [UInt8(ascii: "\n")]
         }
-        var n = existing?.entries.last?.n ?? 0
+        var n = last
         let time = AuditLog.timeText(now)
         for event in events {
             n += 1
@@ -93,12 +109,14 @@ public final class AuditSpool: Sendable {
         guard written == out.count, fsync(fd) == 0 else {
             throw AuditLogError(description: "cannot write the audit spool \(path): \(String(cString: strerror(errno)))")
         }
-        if existing == nil { Self.syncDirectory(of: path) }
+        tail.withLock { $0 = (count + events.count, n) }
+        if !exists { Self.syncDirectory(of: path) }
     }
 
     /// Deletes the drained file, durably.
     func remove() {
         unlink(path)
+        tail.withLock { $0 = (0, 0) }
         Self.syncDirectory(of: path)
     }
 

@@ -15,7 +15,7 @@ import Synchronization
 /// the hash in the table, and a row's `prev_hash` is always its predecessor's.
 ///
 /// Order within the replica is kept: while the spool holds anything, new events go behind it,
-/// and every append first tries to drain it.
+/// and `drainSpool` appends them all, in order, once the store answers.
 public final class SharedAuditLog: AuditSink {
     public let connection: BlockingConnection
     public let spool: AuditSpool?
@@ -53,15 +53,26 @@ public final class SharedAuditLog: AuditSink {
         }
         return try writer.withLock { _ in
             do {
-                try drainLocked()
+                // While the spool holds anything, new events go behind it (order), without a
+                // database attempt each: a database that hangs would stall every session's
+                // audit for the deadline. `drainSpool` (the health check, once a second when
+                // the store answers) empties it.
+                if let spool, try spool.count() > 0 {
+                    try spool.keep(events, now: now)
+                    return Self.spooledRecords(events, now: now)
+                }
                 return try appendToDatabase(events, now: now)
             } catch let error as StateStoreError {
                 guard let spool else { throw error }
                 try spool.keep(events, now: now)
-                // Spooled records have no place in the chain yet: seq 0 says so.
-                return events.map { AuditRecord(seq: 0, time: AuditLog.timeText(now), event: $0, previousHash: "") }
+                return Self.spooledRecords(events, now: now)
             }
         }
+    }
+
+    /// Spooled records have no place in the chain yet: seq 0 says so.
+    static func spooledRecords(_ events: [AuditEvent], now: Date) -> [AuditRecord] {
+        events.map { AuditRecord(seq: 0, time: AuditLog.timeText(now), event: $0, previousHash: "") }
     }
 
     @discardableResult
@@ -69,14 +80,14 @@ public final class SharedAuditLog: AuditSink {
         try group.submit(event) { try append(contentsOf: $0, now: Date()) }
     }
 
-    /// Appends what the spool holds to the chain (a periodic task calls it; so does every
-    /// append). Throws when the database is still unreachable.
+    /// Appends what the spool holds to the chain (the replica's health check calls it once a
+    /// second while the store answers). Throws when the database is still unreachable.
     public func drainSpool() throws {
         try writer.withLock { _ in try drainLocked() }
     }
 
     /// How many events wait in the spool.
-    public var spooledEvents: Int { (try? spool?.read())??.entries.count ?? 0 }
+    public var spooledEvents: Int { (try? spool?.count()) ?? 0 }
 
     private func drainLocked() throws {
         guard let spool, let (id, entries) = try spool.read() else { return }

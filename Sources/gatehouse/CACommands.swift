@@ -30,7 +30,10 @@ struct StateOptions: ParsableArguments {
 
     /// The audit chain the command's records go to: the shared one with a PostgreSQL store.
     func auditSink() throws -> any AuditSink {
-        if let shared = try shared() { return shared.audit }
+        // The chain alone: no key-encryption key needed (that is for the CA files).
+        if let config, case .postgres(let database) = try StoreConfiguration.load(file: config) {
+            do { return SharedAuditLog(connection: try BlockingConnection(store: database), spool: nil) } catch { throw CLIError("\(error)") }
+        }
         do { return try AuditLog(path: state + "/audit.log") } catch { throw CLIError("\(error)") }
     }
 

@@ -30,13 +30,14 @@ final class ShipperAssembly: Sendable {
             // after `attach`, as the loop starts only then.
             server.withLock { $0! }.authorities.signingKey(.recording)
         }, onEvent: { event in
-            // A failed attempt is retried with backoff: logged, not audited at every retry.
-            if case .failed(let id, let reason) = event {
-                logger.warning("recording not shipped yet; retrying", metadata: ["recording": "\(id)", "reason": "\(reason)"])
+            guard let audited = Self.auditEvent(event) else {
+                // A failed attempt is retried with backoff: logged, not audited at every retry.
+                if case .failed(let id, let reason) = event {
+                    logger.warning("recording not shipped yet; retrying", metadata: ["recording": "\(id)", "reason": "\(reason)"])
+                }
                 return
             }
-            guard let context = server.withLock({ $0 }) else { return }
-            context.record(Self.auditEvent(event))
+            server.withLock({ $0 })?.record(audited)
         }, logger: logger)
     }
 
@@ -53,7 +54,8 @@ final class ShipperAssembly: Sendable {
     /// Tells the shipper when a session's recordings are finished.
     var observer: any SessionObserver { ShippingObserver(shipper: shipper) }
 
-    static func auditEvent(_ event: ShippingEvent) -> AuditEvent {
+    /// The audit record of a shipping event; nil for a failed attempt (it is retried).
+    static func auditEvent(_ event: ShippingEvent) -> AuditEvent? {
         switch event {
         case .shipped(let id, let key, let bytes, let from):
             return AuditEvent(actor: "gatehouse", action: "recording.ship", object: id, outcome: .success,
@@ -63,8 +65,8 @@ final class ShipperAssembly: Sendable {
                               details: ["replica": replica, "discarded_bytes": String(discarded)])
         case .alreadyShipped(let id, let key):
             return AuditEvent(actor: "gatehouse", action: "recording.ship", object: id, outcome: .success, details: ["object_key": key, "note": "already in the bucket"])
-        case .failed(let id, let reason):
-            return AuditEvent(actor: "gatehouse", action: "recording.ship", object: id, outcome: .failure, details: ["reason": reason])
+        case .failed:
+            return nil
         case .heldBack(let id, let reason):
             return AuditEvent(actor: "gatehouse", action: "recording.ship", object: id, outcome: .refused, details: ["reason": reason, "note": "held back locally"])
         }

@@ -67,8 +67,12 @@ final class ReplicaStateTests: PostgresTestCase {
         XCTAssertEqual(try server.psql(name, "SELECT count(*) FROM audit_events"), "0")
         let saved = try Data(contentsOf: URL(fileURLWithPath: spoolPath))
 
-        // The database is back: the next append drains the spool first, in order.
+        // The database is back: the spool is drained (the health check does it), in order, and
+        // the next append follows it.
         let up = SharedAuditLog(connection: try connection(name), spool: AuditSpool(path: spoolPath))
+        XCTAssertEqual(up.spooledEvents, 4)
+        try up.drainSpool()
+        XCTAssertEqual(up.spooledEvents, 0)
         let next = try up.append(AuditEvent(actor: "agent:b", action: "ssh.login", object: "after", outcome: .success))
         XCTAssertEqual(next.seq, 5)
         XCTAssertFalse(FileManager.default.fileExists(atPath: spoolPath), "a drained spool is deleted")
@@ -82,7 +86,17 @@ final class ReplicaStateTests: PostgresTestCase {
         try up.drainSpool()
         XCTAssertEqual(try server.psql(name, "SELECT count(*) FROM audit_events"), "5")
         XCTAssertFalse(FileManager.default.fileExists(atPath: spoolPath))
+
         guard case .intact(5, _) = try await auditLog(store) else { return XCTFail("the chain must verify with 5 rows") }
+
+        // While the spool holds anything, an append goes behind it even with the store up.
+        try saved.write(to: URL(fileURLWithPath: spoolPath))
+        let queued = SharedAuditLog(connection: try connection(name), spool: AuditSpool(path: spoolPath))
+        XCTAssertEqual(try queued.append(AuditEvent(actor: "agent:c", action: "session.end", object: "behind", outcome: .success)).seq, 0)
+        try queued.drainSpool()
+        XCTAssertEqual(try server.psql(name, "SELECT string_agg(object, ',' ORDER BY seq) FROM audit_events WHERE seq > 5"), "behind",
+                       "the re-played entries were already drained; only the new one is appended")
+        guard case .intact(6, _) = try await auditLog(store) else { return XCTFail("the chain must verify with 6 rows") }
     }
 
     func testWithoutASpoolAnUnreachableStoreFailsTheAppend() throws {
